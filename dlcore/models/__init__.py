@@ -1,0 +1,7 @@
+"""Model registry: config names to Flax linen module classes."""
+
+from dlcore.models.mlp import MLP
+
+MODELS = {"mlp": MLP}
+
+__all__ = ["MLP", "MODELS"]

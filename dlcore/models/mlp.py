@@ -1,0 +1,48 @@
+"""Multi-layer perceptron: the first model every task plugs into."""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+
+from dlcore.activations import get_activation
+
+
+class MLP(nn.Module):
+    """A stack of dense layers with optional batch norm and dropout.
+
+    Each hidden layer computes h = dropout(act(bn(W h_prev + b))); the last layer is linear
+    (logits or regression outputs). Inputs of rank > 2 are flattened to ``[B, D]``.
+
+    Attributes:
+      widths: hidden layer widths, e.g. ``(128, 128)``.
+      out_features: width of the output layer (number of classes or targets).
+      activation: name in ``dlcore.activations.ACTIVATIONS``.
+      dropout: drop probability after each hidden activation (inverted dropout).
+      batch_norm: insert batch normalization before each hidden activation.
+
+    Example:
+      >>> model = MLP(widths=(32,), out_features=10)
+      >>> variables = model.init(jax.random.key(0), jnp.ones((4, 64)), train=False)
+      >>> model.apply(variables, jnp.ones((4, 64)), train=False).shape
+      (4, 10)
+    """
+
+    widths: Sequence[int]
+    out_features: int
+    activation: str = "relu"
+    dropout: float = 0.0
+    batch_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        act = get_activation(self.activation)
+        h_BxD = x.reshape(x.shape[0], -1)
+        for width in self.widths:
+            h_BxD = nn.Dense(width, use_bias=not self.batch_norm)(h_BxD)
+            if self.batch_norm:
+                h_BxD = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h_BxD)
+            h_BxD = act(h_BxD)
+            if self.dropout > 0:
+                h_BxD = nn.Dropout(self.dropout, deterministic=not train)(h_BxD)
+        return nn.Dense(self.out_features)(h_BxD)
