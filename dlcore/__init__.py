@@ -2,7 +2,7 @@
 
 from dlcore.activations import ACTIVATIONS, get_activation
 from dlcore.losses import LOSSES, reduce_loss, softmax_cross_entropy, squared_error
-from dlcore.models import MLP, MODELS
+from dlcore.models import MLP, MODELS, build_model
 from dlcore.state import TrainState
 from dlcore.tasks import SupervisedTask, Task, classification, regression
 
@@ -16,6 +16,7 @@ __all__ = [
     "SupervisedTask",
     "Task",
     "TrainState",
+    "build_model",
     "classification",
     "get_activation",
     "reduce_loss",

@@ -1,7 +1,6 @@
-"""Model registry: config names to Flax linen module classes."""
+"""Models: Flax linen modules and the registry that builds them from config."""
 
 from dlcore.models.mlp import MLP
+from dlcore.models.registry import MODELS, MLPConfig, build_model
 
-MODELS = {"mlp": MLP}
-
-__all__ = ["MLP", "MODELS"]
+__all__ = ["MLP", "MLPConfig", "MODELS", "build_model"]

@@ -1,0 +1,76 @@
+"""Experiment configs: TOML files validated into typed, immutable objects.
+
+Every section is a pydantic model that forbids unknown keys. Sections whose contents
+depend on a ``name`` (data set, model, optimizer) are discriminated unions built from
+the registries, so adding a registry entry is all it takes to make a name selectable.
+"""
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, PositiveInt
+
+from dlcore.config_base import Section
+from dlcore.data import DATASETS
+from dlcore.models import MODELS
+from dlcore.optim import OPTIMIZERS, AdamConfig
+
+TASKS = ("classification", "regression")
+
+
+def _union(registry) -> object:
+    members = tuple(entry.config for entry in registry.values())
+    return Annotated[Union[members], Field(discriminator="name")]  # noqa: UP007
+
+
+DataConfig = _union(DATASETS)
+ModelConfig = _union(MODELS)
+OptimizerConfig = _union(OPTIMIZERS)
+
+
+class TaskConfig(Section):
+    """What is learned from the data: ``classification`` or ``regression``."""
+
+    name: Literal[TASKS] = "classification"  # type: ignore[valid-type]
+
+
+class TrainConfig(Section):
+    """How the generic loop runs.
+
+    ``mode = "scan"`` compiles a whole epoch as one ``lax.scan`` over on-device shuffled
+    batches (data must fit on the device); ``"step"`` runs one compiled step per batch.
+    Both give the same results.
+    """
+
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    mode: Literal["step", "scan"] = "scan"
+    log_every: PositiveInt = Field(50, description="steps per logged training window")
+    eval_every: PositiveInt = Field(1, description="epochs between validation passes")
+    checkpoint_every: PositiveInt | None = Field(
+        None, description="steps between checkpoints (step mode); epochs ends always save"
+    )
+    keep_checkpoints: PositiveInt = Field(3, description="latest checkpoints kept")
+    best_metric: str | None = Field(
+        None, description="validation metric that picks the best checkpoint (task default)"
+    )
+    eval_batch_size: PositiveInt = 1024
+
+
+class ExperimentConfig(Section):
+    """A whole experiment: one TOML file."""
+
+    name: str = Field("experiment", min_length=1)
+    seed: int = 0
+    data: DataConfig  # type: ignore[valid-type]
+    model: ModelConfig  # type: ignore[valid-type]
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    optimizer: OptimizerConfig = Field(default_factory=AdamConfig)  # type: ignore[valid-type]
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+# Sections that are unions over a registry, and what their names are called in errors.
+UNION_SECTIONS = {
+    "data": ("data set", DATASETS),
+    "model": ("model", MODELS),
+    "optimizer": ("optimizer", OPTIMIZERS),
+}

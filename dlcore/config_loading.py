@@ -1,0 +1,167 @@
+"""Reading experiment TOML files and ``--set`` overrides, with one-line errors.
+
+Every problem becomes a :class:`ConfigError` whose lines read
+``<file>: <dotted.field>: <what is wrong>``, so the CLI can print them and exit 2.
+"""
+
+import difflib
+import pathlib
+import tomllib
+from typing import Any
+
+import pydantic
+import tomli_w
+
+from dlcore.config import UNION_SECTIONS, ExperimentConfig
+from dlcore.config_base import Section
+
+
+class ConfigError(ValueError):
+    """One or more problems in an experiment config, each ``(field, message)``."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.source}: {f}: {m}" if f else f"{self.source}: {m}" for f, m in self.problems
+        ]
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parses ``a.b=value``; the value is read as TOML, or taken as a bare string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text}", [("", "expected KEY=VALUE, e.g. train.epochs=5")])
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # lets `--set model.activation=tanh` work without quotes
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict[str, str]:
+    """Applies ``--set`` overrides to ``raw`` in place; returns {dotted key: option text}."""
+    applied = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        table = raw
+        for depth, part in enumerate(path[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"--set {text}", [(where, "is not a table")])
+        table[path[-1]] = value
+        applied[".".join(path)] = text
+    return applied
+
+
+def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Reads, overrides and validates an experiment file.
+
+    Raises:
+      ConfigError: with one line per problem, naming the file and the dotted field.
+    """
+    path = pathlib.Path(path)
+    source = str(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(source, [("", "no such file")]) from None
+    except IsADirectoryError:
+        raise ConfigError(source, [("", "is a directory, expected a .toml file")]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(source, [("", f"invalid TOML: {err}")]) from None
+    raw.setdefault("name", path.stem)
+    applied = apply_overrides(raw, list(overrides))
+    return validate(raw, source, applied)
+
+
+def validate(raw: dict, source: str, applied: dict[str, str] | None = None) -> ExperimentConfig:
+    """Validates a raw dict into an ExperimentConfig or raises ConfigError."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except pydantic.ValidationError as err:
+        problems = [_describe(e, raw) for e in err.errors()]
+    problems = [(f, m + _override_note(f, applied or {})) for f, m in problems]
+    raise ConfigError(source, problems)
+
+
+def _override_note(field: str, applied: dict[str, str]) -> str:
+    for key, text in applied.items():
+        if field == key or field.startswith((key + ".", key + "[")) or key.startswith(field + "."):
+            return f" (from --set {text})"
+    return ""
+
+
+def save_config(cfg: ExperimentConfig, path: pathlib.Path) -> None:
+    """Writes the fully resolved config (every default made explicit) as TOML."""
+    path.write_text(tomli_w.dumps(cfg.model_dump(mode="json", exclude_none=True)))
+
+
+def _describe(error: dict, raw: dict) -> tuple[str, str]:
+    """Turns one pydantic error into (dotted field, message)."""
+    loc, model = _strip_union_tags(error["loc"], raw)
+    field = _dotted(loc)
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    if kind == "extra_forbidden":
+        valid = list(model.model_fields) if model else []
+        near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+        hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(valid)}"
+        return field, f"unknown key{hint}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        what, registry = UNION_SECTIONS[loc[0]]
+        valid = ", ".join(sorted(registry))
+        if kind == "union_tag_not_found":
+            return f"{field}.name", f"missing; choose a {what}: {valid}"
+        return f"{field}.name", f"unknown {what} {ctx.get('tag')!r}; valid: {valid}"
+    if kind == "missing":
+        return field, "missing required field"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind != "value_error" and "input" in error and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return field, message
+
+
+def _strip_union_tags(loc: tuple, raw: dict) -> tuple[tuple, type[Section] | None]:
+    """Drops the discriminator tags pydantic puts in error locations, and returns the
+    section class that owns the last element (for did-you-mean suggestions)."""
+    out: list = []
+    model: type[Section] | None = ExperimentConfig
+    owner = model
+    node: Any = raw
+    i = 0
+    while i < len(loc):
+        part = loc[i]
+        out.append(part)
+        owner = model
+        node = node.get(part) if isinstance(node, dict) else None
+        if len(out) == 1 and part in UNION_SECTIONS:
+            registry = UNION_SECTIONS[part][1]
+            if i + 1 < len(loc) and loc[i + 1] in registry:
+                model = registry[loc[i + 1]].config
+                i += 1  # skip the tag
+            else:
+                model = None
+        elif model is not None and isinstance(part, str) and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+            model = (
+                annotation
+                if isinstance(annotation, type) and issubclass(annotation, Section)
+                else None
+            )
+        else:
+            model = None
+        i += 1
+    return tuple(out), owner
+
+
+def _dotted(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -1,0 +1,47 @@
+"""Data set registry: config name -> (config class, builder)."""
+
+from typing import NamedTuple
+
+from dlcore.config_base import Section
+from dlcore.data.dataset import SPLITS, Dataset, Split, SplitName
+from dlcore.data.digits import DigitsConfig, make_digits
+from dlcore.data.iterator import BatchOrder, Position
+from dlcore.data.synthetic import (
+    BlobsConfig,
+    SpiralsConfig,
+    XorConfig,
+    make_blobs,
+    make_spirals,
+    make_xor,
+)
+
+
+class DatasetEntry(NamedTuple):
+    config: type[Section]
+    build: object  # (config) -> Dataset
+    summary: str
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "xor": DatasetEntry(XorConfig, make_xor, "noisy 2-D XOR, 2 classes"),
+    "spirals": DatasetEntry(SpiralsConfig, make_spirals, "K interleaved 2-D spirals"),
+    "blobs": DatasetEntry(BlobsConfig, make_blobs, "2 classes, separable with a set margin"),
+    "digits": DatasetEntry(DigitsConfig, make_digits, "scikit-learn 8x8 digits, 10 classes"),
+}
+
+
+def load_dataset(cfg: Section) -> Dataset:
+    """Builds the data set described by a validated data config section."""
+    return DATASETS[cfg.name].build(cfg)
+
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "BatchOrder",
+    "Dataset",
+    "Position",
+    "Split",
+    "SplitName",
+    "load_dataset",
+]

@@ -1,0 +1,69 @@
+"""In-memory data sets: three fixed splits of (inputs, targets) arrays."""
+
+import dataclasses
+from typing import Any, Literal
+
+import numpy as np
+
+SplitName = Literal["train", "val", "test"]
+SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split: inputs ``x`` ``[N, ...]`` (float32) and targets ``y`` ``[N, ...]``."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self):
+        if len(self.x) != len(self.y):
+            raise ValueError(
+                f"x and y must have the same length; got {len(self.x)} and {len(self.y)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A data set with fixed train/val/test splits.
+
+    Attributes:
+      name: registry name.
+      train, val, test: the splits. Statistics (e.g. standardization) come from train only.
+      num_classes: number of classes for classification data, else None.
+      info: generator facts worth reporting (e.g. the true margin of ``blobs``).
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int | None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def split(self, name: SplitName) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {name!r}")
+        return getattr(self, name)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+def split_fractions(
+    x: np.ndarray,
+    y: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[Split, Split, Split]:
+    """Shuffles (x, y) with ``rng`` and cuts it into train/val/test by the given fractions."""
+    order = rng.permutation(len(x))
+    n_test = int(round(test_fraction * len(x)))
+    n_val = int(round(val_fraction * len(x)))
+    test, val, train = np.split(order, [n_test, n_test + n_val])
+    return Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test])

@@ -1,0 +1,71 @@
+"""Shuffled mini-batch order that is a pure function of (seed, epoch).
+
+Because the order never depends on how far a previous process got, a run resumed from a
+checkpoint at (epoch, index) sees exactly the batches an uninterrupted run would.
+"""
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+
+from dlcore.data.dataset import Split
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where training stands in the data: batch ``index`` of ``epoch`` is the next to run."""
+
+    epoch: int
+    index: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOrder:
+    """Mini-batch indices for each epoch; the incomplete last batch is dropped.
+
+    Attributes:
+      num_examples: size of the training split.
+      batch_size: examples per batch.
+      seed: shuffling seed.
+
+    Example:
+      >>> order = BatchOrder(num_examples=10, batch_size=4, seed=0)
+      >>> order.steps_per_epoch
+      2
+      >>> order.indices(epoch=3).shape
+      (2, 4)
+    """
+
+    num_examples: int
+    batch_size: int
+    seed: int
+
+    def __post_init__(self):
+        if self.batch_size > self.num_examples:
+            raise ValueError(
+                f"train.batch_size ({self.batch_size}) is larger than the training split "
+                f"({self.num_examples} examples)"
+            )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_examples // self.batch_size
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        """The shuffled example order of ``epoch``; depends only on (seed, epoch)."""
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+
+    def indices(self, epoch: int) -> np.ndarray:
+        """Example indices of every batch of ``epoch``, ``[steps_per_epoch, batch_size]``."""
+        used = self.steps_per_epoch * self.batch_size
+        return self.permutation(epoch)[:used].reshape(self.steps_per_epoch, self.batch_size)
+
+    def position(self, step: int) -> Position:
+        """The data position after ``step`` updates."""
+        return Position(*divmod(step, self.steps_per_epoch))
+
+    def batches(self, split: Split, start: Position) -> Iterator[tuple[Position, dict]]:
+        """Yields (position, batch) from ``start`` to the end of its epoch."""
+        for index, rows in enumerate(self.indices(start.epoch)[start.index :], start.index):
+            yield Position(start.epoch, index), {"x": split.x[rows], "y": split.y[rows]}

@@ -1,0 +1,104 @@
+"""Generated data sets: xor, spirals and linearly separable blobs. Nothing is downloaded."""
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt, model_validator
+
+from dlcore.config_base import Section
+from dlcore.data.dataset import Dataset, split_fractions
+
+
+class _Generated(Section):
+    seed: int = Field(0, description="seed of the generator (not of training)")
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must be < 1 to leave training data")
+        return self
+
+
+class XorConfig(_Generated):
+    """Noisy XOR: points around the four corners (+-1, +-1); class = sign(x0) != sign(x1)."""
+
+    name: Literal["xor"] = "xor"
+    n_samples: PositiveInt = 400
+    noise: float = Field(0.2, ge=0.0, description="std of Gaussian noise around each corner")
+
+
+class SpiralsConfig(_Generated):
+    """K interleaved spiral arms in 2-D, one class per arm."""
+
+    name: Literal["spirals"] = "spirals"
+    classes: int = Field(3, ge=2)
+    n_per_class: PositiveInt = 200
+    noise: float = Field(0.2, ge=0.0, description="std of the angular noise")
+
+
+class BlobsConfig(_Generated):
+    """Two classes separated through the origin by a known hyperplane with a set margin.
+
+    Points are uniform in the unit ball; those closer than ``margin`` to the hyperplane
+    w*.x = 0 are rejected, so the data is linearly separable with margin >= ``margin``.
+    """
+
+    name: Literal["blobs"] = "blobs"
+    n_samples: PositiveInt = 400
+    dim: int = Field(2, ge=1)
+    margin: float = Field(0.1, gt=0.0, lt=1.0)
+
+
+def make_xor(cfg: XorConfig) -> Dataset:
+    rng = np.random.default_rng(cfg.seed)
+    corners = rng.choice(np.array([-1.0, 1.0]), size=(cfg.n_samples, 2))
+    x = corners + cfg.noise * rng.standard_normal((cfg.n_samples, 2))
+    y = (corners[:, 0] != corners[:, 1]).astype(np.int32)
+    train, val, test = split_fractions(
+        x.astype(np.float32), y, cfg.val_fraction, cfg.test_fraction, rng
+    )
+    return Dataset("xor", train, val, test, num_classes=2)
+
+
+def make_spirals(cfg: SpiralsConfig) -> Dataset:
+    rng = np.random.default_rng(cfg.seed)
+    n, k = cfg.n_per_class, cfg.classes
+    radius = np.tile(np.linspace(0.0, 1.0, n), k)
+    arm = np.repeat(np.arange(k), n)
+    # Each arm sweeps 4 radians, offset by its index; noise perturbs the angle.
+    angle = np.linspace(0.0, 4.0, n)[None, :] + 4.0 * np.arange(k)[:, None]
+    angle = angle.reshape(-1) + cfg.noise * rng.standard_normal(n * k)
+    x = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1)
+    train, val, test = split_fractions(
+        x.astype(np.float32), arm.astype(np.int32), cfg.val_fraction, cfg.test_fraction, rng
+    )
+    return Dataset("spirals", train, val, test, num_classes=k)
+
+
+def make_blobs(cfg: BlobsConfig) -> Dataset:
+    rng = np.random.default_rng(cfg.seed)
+    w_star = rng.standard_normal(cfg.dim)
+    w_star /= np.linalg.norm(w_star)
+    kept: list[np.ndarray] = []
+    n_kept = 0
+    while n_kept < cfg.n_samples:
+        # Uniform in the unit ball: Gaussian direction, radius ~ U^(1/d).
+        z = rng.standard_normal((2 * cfg.n_samples, cfg.dim))
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        z *= rng.uniform(size=(len(z), 1)) ** (1.0 / cfg.dim)
+        z = z[np.abs(z @ w_star) >= cfg.margin]
+        kept.append(z)
+        n_kept += len(z)
+    x = np.concatenate(kept)[: cfg.n_samples]
+    y = (x @ w_star > 0).astype(np.int32)
+    train, val, test = split_fractions(
+        x.astype(np.float32), y, cfg.val_fraction, cfg.test_fraction, rng
+    )
+    info = {
+        "w_star": w_star.tolist(),
+        "margin": float(np.min(np.abs(x @ w_star))),
+        "radius": float(np.max(np.linalg.norm(x, axis=1))),
+    }
+    return Dataset("blobs", train, val, test, num_classes=2, info=info)

@@ -1,0 +1,156 @@
+"""Experiments end to end: a validated config in, a finished run directory out.
+
+This is the library behind the CLI: ``dlcore run`` is :func:`run_experiment`,
+``dlcore resume`` is :func:`resume_experiment`, ``dlcore eval`` is :func:`evaluate_run`.
+"""
+
+import pathlib
+import platform
+import time
+from typing import Any
+
+import jax
+
+from dlcore.checkpoint import CheckpointStore
+from dlcore.config import ExperimentConfig
+from dlcore.config_loading import ConfigError, load_config, save_config
+from dlcore.data import Dataset, SplitName, load_dataset
+from dlcore.engine.compiled import CompiledTask, eval_chunks
+from dlcore.engine.loop import FitResult, Reporter, evaluate, fit
+from dlcore.engine.signals import NeverStop
+from dlcore.models import build_model
+from dlcore.optim import build_optimizer
+from dlcore.plots import plot_curves
+from dlcore.run_dir import RunDir, RunDirError, default_run_path
+from dlcore.tasks import Task, classification, regression
+
+TASK_BUILDERS = {"classification": classification, "regression": regression}
+
+
+def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]:
+    """Data set and task for a config, after the checks that need the data.
+
+    Raises:
+      ConfigError: when fields are individually valid but do not fit the data.
+    """
+    data = load_dataset(cfg.data)
+    if cfg.train.batch_size > len(data.train):
+        raise ConfigError(
+            source,
+            [
+                (
+                    "train.batch_size",
+                    f"{cfg.train.batch_size} is larger than the training split "
+                    f"({len(data.train)} examples of {cfg.data.name})",
+                )
+            ],
+        )
+    if cfg.task.name == "classification":
+        if data.num_classes is None:
+            raise ConfigError(source, [("task.name", f"{cfg.data.name} has no classes")])
+        out_features = data.num_classes
+    else:
+        out_features = int(data.train.y[0].size)
+    model = build_model(cfg.model, out_features)
+    task = TASK_BUILDERS[cfg.task.name](model, build_optimizer(cfg.optimizer))
+    metric = cfg.train.best_metric
+    if metric is not None and metric not in task.metric_modes:
+        raise ConfigError(
+            source,
+            [
+                (
+                    "train.best_metric",
+                    f"unknown metric {metric!r}; {cfg.task.name} reports: "
+                    f"{', '.join(sorted(task.metric_modes))}",
+                )
+            ],
+        )
+    return data, task
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    run_dir: str | pathlib.Path | None = None,
+    source: str = "config",
+    stop=NeverStop(),
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Trains ``cfg`` in a new run directory and returns its summary."""
+    data, task = build(cfg, source)
+    run = RunDir.create(run_dir or default_run_path(cfg.name))
+    save_config(cfg, run.config)
+    result = fit(task, data, cfg.train, cfg.seed, run=run, stop=stop, reporter=reporter)
+    return _finish(run, cfg, result, previous=None)
+
+
+def resume_experiment(
+    run_dir: str | pathlib.Path, stop=NeverStop(), reporter: Reporter | None = None
+) -> dict[str, Any]:
+    """Continues a stopped run from its latest committed checkpoint.
+
+    The result is bit-identical (on CPU) to a run that was never interrupted.
+
+    Raises:
+      RunDirError: if the run has no checkpoint to resume from.
+    """
+    run = RunDir.existing(run_dir)
+    cfg = load_config(run.config)
+    previous = run.read_summary()
+    if previous is not None and previous.get("status") == "completed":
+        return previous
+    if CheckpointStore(run.latest, keep=cfg.train.keep_checkpoints).latest_step() is None:
+        raise RunDirError(
+            f"{run.path}: no committed checkpoint yet; start it again with "
+            f"`dlcore run {run.config}`"
+        )
+    data, task = build(cfg, str(run.config))
+    result = fit(
+        task, data, cfg.train, cfg.seed, run=run, resume=True, stop=stop, reporter=reporter
+    )
+    return _finish(run, cfg, result, previous)
+
+
+def evaluate_run(
+    run_dir: str | pathlib.Path, split: SplitName = "test", checkpoint: str = "latest"
+) -> dict[str, float]:
+    """Metric means of a run's ``latest`` or ``best`` checkpoint on one split."""
+    run = RunDir.existing(run_dir)
+    cfg = load_config(run.config)
+    data, task = build(cfg, str(run.config))
+    store = CheckpointStore({"latest": run.latest, "best": run.best}[checkpoint], keep=1)
+    example = {"x": data.train.x[: cfg.train.batch_size], "y": data.train.y[: cfg.train.batch_size]}
+    template = task.init(jax.random.PRNGKey(cfg.seed), example)
+    try:
+        state, _ = store.restore(template)
+    except FileNotFoundError:
+        raise RunDirError(f"{run.path}: no {checkpoint} checkpoint to evaluate") from None
+    finally:
+        store.close()
+    target = data.split(split)
+    chunk = min(cfg.train.eval_batch_size, len(target))
+    return evaluate(CompiledTask(task), state, eval_chunks(target.x, target.y, chunk))
+
+
+def _finish(run: RunDir, cfg: ExperimentConfig, result: FitResult, previous) -> dict[str, Any]:
+    processes = (previous or {}).get("processes", [])
+    processes = [*processes, result.timing]
+    summary = {
+        "name": cfg.name,
+        "run_dir": str(run.path),
+        "status": result.status,
+        "step": int(result.state.step),
+        "final": result.final,
+        "best": result.best,
+        "timing": result.timing,
+        "processes": processes,
+        "traces": result.traces,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "platform": {
+            "devices": [str(d) for d in jax.devices()],
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+        },
+    }
+    run.write_summary(summary)
+    plot_curves(run.read_metrics(), run.curves, title=cfg.name)
+    return summary

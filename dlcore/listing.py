@@ -1,0 +1,69 @@
+"""What ``dlcore list`` and ``dlcore runs`` print."""
+
+import pathlib
+
+from rich.console import Console
+from rich.table import Table
+
+from dlcore.activations import ACTIVATIONS
+from dlcore.config import TASKS
+from dlcore.config_loading import ConfigError, load_config
+from dlcore.data import DATASETS
+from dlcore.models import MODELS
+from dlcore.optim import OPTIMIZERS
+from dlcore.run_dir import find_runs
+
+
+def print_listing(experiments_dir: str | pathlib.Path = "experiments") -> None:
+    console = Console()
+    table = Table(title=f"experiments ({experiments_dir}/)")
+    for col in ("file", "data", "model", "optimizer", "epochs"):
+        table.add_column(col)
+    for path in sorted(pathlib.Path(experiments_dir).glob("*.toml")):
+        try:
+            cfg = load_config(path)
+        except ConfigError as err:
+            table.add_row(str(path), f"[red]invalid: {err.problems[0][1]}", "", "", "")
+            continue
+        table.add_row(
+            str(path), cfg.data.name, cfg.model.name, cfg.optimizer.name, str(cfg.train.epochs)
+        )
+    console.print(table)
+    for title, registry in (("models", MODELS), ("data sets", DATASETS)):
+        console.print(
+            f"[bold]{title}:[/] "
+            + ", ".join(f"{name} ({entry.summary})" for name, entry in registry.items())
+        )
+    console.print("[bold]optimizers:[/] " + ", ".join(OPTIMIZERS))
+    console.print("[bold]tasks:[/] " + ", ".join(TASKS))
+    console.print("[bold]activations:[/] " + ", ".join(ACTIVATIONS))
+
+
+def print_runs(root: str | pathlib.Path = "runs") -> None:
+    runs = find_runs(root)
+    if not runs:
+        print(f"no runs under {root}/")
+        return
+    table = Table(title=f"runs ({root}/)")
+    for col in ("run", "status", "step", "best val", "test", "train s", "steps/s"):
+        table.add_column(col)
+    for run in runs:
+        s = run.read_summary()
+        if s is None:
+            table.add_row(run.path.name, "running or killed", "", "", "", "", "")
+            continue
+        best = s.get("best") or {}
+        best_txt = f"{best['metric']} {best['value']:.4f}" if best else ""
+        test = s.get("final", {}).get("test", {})
+        test_txt = " ".join(f"{k} {v:.4f}" for k, v in test.items())
+        t = s["timing"]
+        table.add_row(
+            run.path.name,
+            s["status"],
+            str(s["step"]),
+            best_txt,
+            test_txt,
+            f"{t['train_s']:.1f}",
+            f"{t['steps_per_s']:.0f}",
+        )
+    Console().print(table)

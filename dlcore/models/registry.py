@@ -1,0 +1,54 @@
+"""Model registry: config name -> (config section, builder)."""
+
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import flax.linen as nn
+from pydantic import Field, PositiveInt, field_validator
+
+from dlcore.activations import ACTIVATIONS
+from dlcore.checks import check_choice
+from dlcore.config_base import Section
+from dlcore.models.mlp import MLP
+
+
+class MLPConfig(Section):
+    """Dense layers of the given widths; the output width comes from the data set."""
+
+    name: Literal["mlp"] = "mlp"
+    widths: list[PositiveInt] = Field(default_factory=lambda: [128])
+    activation: str = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = False
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, value: str) -> str:
+        check_choice(value, ACTIVATIONS, "activation")
+        return value
+
+
+def _mlp(cfg: MLPConfig, out_features: int) -> nn.Module:
+    return MLP(
+        widths=tuple(cfg.widths),
+        out_features=out_features,
+        activation=cfg.activation,
+        dropout=cfg.dropout,
+        batch_norm=cfg.batch_norm,
+    )
+
+
+class ModelEntry(NamedTuple):
+    config: type[Section]
+    build: Callable[..., nn.Module]  # (config, out_features) -> module
+    summary: str
+
+
+MODELS: dict[str, ModelEntry] = {
+    "mlp": ModelEntry(MLPConfig, _mlp, "multi-layer perceptron (dropout, batch norm)"),
+}
+
+
+def build_model(cfg: Section, out_features: int) -> nn.Module:
+    """The Flax module for a validated model section."""
+    return MODELS[cfg.name].build(cfg, out_features)
