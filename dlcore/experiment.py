@@ -17,7 +17,7 @@ from dlcore.config_loading import ConfigError, load_config, save_config
 from dlcore.data import Dataset, SplitName, load_dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks
 from dlcore.engine.loop import FitResult, Reporter, evaluate, fit
-from dlcore.engine.signals import NeverStop
+from dlcore.engine.signals import NEVER_STOP
 from dlcore.models import build_model
 from dlcore.optim import build_optimizer
 from dlcore.plots import plot_curves
@@ -72,7 +72,7 @@ def run_experiment(
     cfg: ExperimentConfig,
     run_dir: str | pathlib.Path | None = None,
     source: str = "config",
-    stop=NeverStop(),
+    stop=NEVER_STOP,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Trains ``cfg`` in a new run directory and returns its summary."""
@@ -84,7 +84,7 @@ def run_experiment(
 
 
 def resume_experiment(
-    run_dir: str | pathlib.Path, stop=NeverStop(), reporter: Reporter | None = None
+    run_dir: str | pathlib.Path, stop=NEVER_STOP, reporter: Reporter | None = None
 ) -> dict[str, Any]:
     """Continues a stopped run from its latest committed checkpoint.
 

@@ -20,7 +20,7 @@ from dlcore.checkpoint import CheckpointStore
 from dlcore.config import TrainConfig
 from dlcore.data import BatchOrder, Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
-from dlcore.engine.signals import NeverStop
+from dlcore.engine.signals import NEVER_STOP
 from dlcore.run_dir import RunDir
 from dlcore.state import TrainState
 from dlcore.tasks.base import Task, means
@@ -88,7 +88,7 @@ def fit(
     seed: int,
     run: RunDir | None = None,
     resume: bool = False,
-    stop=NeverStop(),
+    stop=NEVER_STOP,
     reporter: Reporter | None = None,
 ) -> FitResult:
     """Trains ``task`` on ``data`` as ``cfg`` says; see the module docstring.

@@ -50,3 +50,6 @@ class NeverStop:
     requested = False
     signum = None
     exit_code = 0
+
+
+NEVER_STOP = NeverStop()
