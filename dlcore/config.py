@@ -15,6 +15,7 @@ from dlcore.models import MODELS
 from dlcore.optim import OPTIMIZERS, AdamConfig
 
 TASKS = ("classification", "regression")
+DEFAULT_OPTIMIZER = "adam"
 
 
 def _union(registry) -> object:
@@ -47,7 +48,8 @@ class TrainConfig(Section):
     log_every: PositiveInt = Field(50, description="steps per logged training window")
     eval_every: PositiveInt = Field(1, description="epochs between validation passes")
     checkpoint_every: PositiveInt | None = Field(
-        None, description="steps between checkpoints (step mode); epochs ends always save"
+        None, description="steps between checkpoints (step mode); each validation pass, "
+        "the end of training and a SIGINT/SIGTERM stop also save one"
     )
     keep_checkpoints: PositiveInt = Field(3, description="latest checkpoints kept")
     best_metric: str | None = Field(

@@ -12,7 +12,7 @@ from typing import Any
 import pydantic
 import tomli_w
 
-from dlcore.config import UNION_SECTIONS, ExperimentConfig
+from dlcore.config import DEFAULT_OPTIMIZER, UNION_SECTIONS, ExperimentConfig
 from dlcore.config_base import Section
 
 
@@ -82,6 +82,9 @@ def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> Experime
 
 def validate(raw: dict, source: str, applied: dict[str, str] | None = None) -> ExperimentConfig:
     """Validates a raw dict into an ExperimentConfig or raises ConfigError."""
+    if isinstance(raw.get("optimizer"), dict):
+        # An [optimizer] table that only tunes fields keeps the default recipe.
+        raw["optimizer"].setdefault("name", DEFAULT_OPTIMIZER)
     try:
         return ExperimentConfig.model_validate(raw)
     except pydantic.ValidationError as err:
@@ -117,7 +120,7 @@ def _describe(error: dict, raw: dict) -> tuple[str, str]:
         what, registry = UNION_SECTIONS[loc[0]]
         valid = ", ".join(sorted(registry))
         if kind == "union_tag_not_found":
-            return f"{field}.name", f"missing; choose a {what}: {valid}"
+            return f"{field}.name", f"missing; name the {what}, one of: {valid}"
         return f"{field}.name", f"unknown {what} {ctx.get('tag')!r}; valid: {valid}"
     if kind == "missing":
         return field, "missing required field"

@@ -218,8 +218,10 @@ def fit(
                     if best_store is not None:
                         with save_clock:
                             best_store.save(step, state, {"step": step, "best": best})
+                save(state)  # every validation pass is also a checkpoint
             reporter.advance(step)
-        save(state)
+        if stop.requested:
+            save(state)
     t_trained = time.perf_counter()
 
     status = "interrupted" if step < total else "completed"

@@ -1,0 +1,78 @@
+"""The dlcore command in real processes: run, eval, runs, list."""
+
+import json
+
+import pytest
+
+from tests.helpers import REPO, run_cli
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    run_dir = root / "runs" / "xor"
+    proc = run_cli(
+        "run", str(REPO / "experiments" / "xor_mlp.toml"), "--run-dir", str(run_dir),
+        "--set", "train.epochs=4", "--set", "train.mode=step", "--quiet",
+        cache_dir=root / "cache",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return root, run_dir, proc
+
+
+def test_run_writes_the_whole_run_directory(finished_run):
+    _, run_dir, proc = finished_run
+    for name in ("config.toml", "metrics.jsonl", "summary.json", "curves.png"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "checkpoints" / "latest").iterdir())
+    assert any((run_dir / "checkpoints" / "best").iterdir())
+    assert "train.epochs" not in (run_dir / "config.toml").read_text()
+    assert "epochs = 4" in (run_dir / "config.toml").read_text()
+    assert f"run directory: {run_dir}" in proc.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["traces"]["train_step"] == 1
+    assert summary["timing"]["steps_per_s"] > 0
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in records} == {"train", "val"}
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2, 3, 4]
+    assert f"test: accuracy {summary['final']['test']['accuracy']:.4f}" in proc.stdout
+
+
+def test_quiet_logs_one_line_per_validation(finished_run):
+    _, _, proc = finished_run
+    assert sum(line.startswith("val ") for line in proc.stderr.splitlines()) == 4
+
+
+@pytest.mark.parametrize("checkpoint", ["latest", "best"])
+def test_eval_reproduces_the_recorded_metrics(finished_run, checkpoint):
+    root, run_dir, _ = finished_run
+    proc = run_cli("eval", str(run_dir), "--split", "val", "--checkpoint", checkpoint,
+                   cache_dir=root / "cache")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if checkpoint == "latest":
+        assert got["accuracy"] == pytest.approx(summary["final"]["val"]["accuracy"])
+        assert got["loss"] == pytest.approx(summary["final"]["val"]["loss"], rel=1e-5)
+    else:
+        assert got["accuracy"] == pytest.approx(summary["best"]["value"])
+
+
+def test_runs_lists_the_run_with_its_metrics(finished_run):
+    root, run_dir, _ = finished_run
+    proc = run_cli("runs", "--root", str(run_dir.parent))
+    assert proc.returncode == 0, proc.stderr
+    assert "xor" in proc.stdout and "completed" in proc.stdout
+
+
+def test_list_shows_experiments_and_registries():
+    proc = run_cli("list")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("digits_mlp.toml", "xor_mlp.toml", "mlp", "digits", "spirals", "adam"):
+        assert name in proc.stdout
+
+
+def test_eval_of_a_directory_that_is_not_a_run(tmp_path):
+    proc = run_cli("eval", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {tmp_path}: not a dlcore run directory (no config.toml)"

@@ -1,0 +1,34 @@
+"""Shipped experiments: every file validates; xor and digits reach their stated accuracy."""
+
+import pathlib
+
+import pytest
+
+from dlcore.config_loading import load_config
+from dlcore.engine.loop import fit
+from dlcore.experiment import build
+from tests.helpers import REPO
+
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.toml"))
+
+
+def test_the_issue_experiments_ship():
+    names = {p.name for p in EXPERIMENTS}
+    assert {"xor_mlp.toml", "spirals_mlp.toml", "digits_mlp.toml"} <= names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_validates_and_builds(path: pathlib.Path):
+    cfg = load_config(path)
+    data, task = build(cfg, str(path))
+    assert cfg.name == path.stem
+    assert len(data.train) >= cfg.train.batch_size
+
+
+@pytest.mark.parametrize("stem, threshold", [("xor_mlp", 1.0), ("digits_mlp", 0.97)])
+def test_shipped_experiment_reaches_its_accuracy(stem, threshold):
+    cfg = load_config(REPO / "experiments" / f"{stem}.toml")
+    data, task = build(cfg)
+    result = fit(task, data, cfg.train, cfg.seed)
+    assert result.status == "completed"
+    assert result.final["test"]["accuracy"] >= threshold

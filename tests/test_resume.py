@@ -1,0 +1,138 @@
+"""Stop and resume with real processes: SIGKILL and SIGTERM mid-training, then
+`dlcore resume`, must end bit-identical to a run that was never interrupted."""
+
+import json
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from dlcore.checkpoint import CheckpointStore
+from dlcore.config_loading import load_config
+from dlcore.experiment import build
+from dlcore.run_dir import RunDir
+from tests.helpers import cli_command, cli_env, run_cli, write_toml
+
+# Step mode with dropout and batch norm, so the RNG stream, the BN running statistics and
+# Adam's moments must all come back exactly. 2100 steps leave time to interrupt.
+CONFIG = {
+    "name": "resume",
+    "seed": 3,
+    "data": {"name": "xor", "n_samples": 2000},
+    "model": {"name": "mlp", "widths": [16], "dropout": 0.2, "batch_norm": True},
+    "optimizer": {"name": "adam", "learning_rate": 0.01},
+    "train": {"epochs": 12, "batch_size": 8, "mode": "step", "log_every": 10,
+              "checkpoint_every": 100, "keep_checkpoints": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    cfg_path = write_toml(root / "resume.toml", CONFIG)
+    cache = root / "xla-cache"
+    ref = run_cli("run", str(cfg_path), "--run-dir", str(root / "ref"), "--quiet",
+                  cache_dir=cache)
+    assert ref.returncode == 0, ref.stderr
+    return root, cfg_path, cache
+
+
+def committed_steps(run_dir):
+    latest = run_dir / "checkpoints" / "latest"
+    return [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.exists() else []
+
+
+def logged_steps(run_dir):
+    return RunDir(run_dir).read_metrics()
+
+
+def start_and_interrupt(root, cfg_path, cache, name, sig, ready):
+    run_dir = root / name
+    proc = subprocess.Popen(
+        cli_command("run", str(cfg_path), "--run-dir", str(run_dir), "--quiet"),
+        env=cli_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not ready(run_dir):
+        assert proc.poll() is None, f"run ended before it could be interrupted: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "run made no progress"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return run_dir, proc.returncode, err
+
+
+def final_state(run_dir, cfg_path):
+    cfg = load_config(cfg_path)
+    data, task = build(cfg)
+    template = task.init(jax.random.PRNGKey(0), {"x": data.train.x[:8], "y": data.train.y[:8]})
+    store = CheckpointStore(run_dir / "checkpoints" / "latest", keep=2)
+    state, _ = store.restore(template)
+    store.close()
+    return state
+
+
+def assert_identical_runs(run_dir, ref_dir, cfg_path, processes):
+    a, b = final_state(run_dir, cfg_path), final_state(ref_dir, cfg_path)
+    leaves_a, leaves_b = jax.tree.leaves_with_path(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for (path, x), y in zip(leaves_a, leaves_b, strict=True):
+        assert np.array_equal(np.asarray(x), np.asarray(y)), jax.tree_util.keystr(path)
+    assert RunDir(run_dir).read_metrics() == RunDir(ref_dir).read_metrics()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    reference = json.loads((ref_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["step"] == reference["step"]
+    assert summary["final"] == reference["final"] and summary["best"] == reference["best"]
+    # a SIGKILLed process cannot record itself; a SIGTERMed one does
+    assert len(summary["processes"]) == processes
+
+
+def test_sigkill_then_resume_is_bit_identical(setup):
+    root, cfg_path, cache = setup
+    run_dir, code, _ = start_and_interrupt(
+        root, cfg_path, cache, "killed", signal.SIGKILL,
+        ready=lambda d: any(s >= 400 for s in committed_steps(d)),
+    )
+    assert code == -signal.SIGKILL
+    assert not (run_dir / "summary.json").exists()
+    resumed = run_cli("resume", str(run_dir), "--quiet", cache_dir=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_identical_runs(run_dir, root / "ref", cfg_path, processes=1)
+
+
+def test_sigterm_checkpoints_exits_143_and_resumes_bit_identically(setup):
+    root, cfg_path, cache = setup
+    run_dir, code, err = start_and_interrupt(
+        root, cfg_path, cache, "terminated", signal.SIGTERM,
+        ready=lambda d: any(r["step"] >= 230 for r in logged_steps(d)),
+    )
+    assert code == 143, err
+    assert "dlcore resume" in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    # the stop checkpoint is at the step where the signal arrived
+    assert summary["step"] in committed_steps(run_dir)
+    resumed = run_cli("resume", str(run_dir), "--quiet", cache_dir=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_identical_runs(run_dir, root / "ref", cfg_path, processes=2)
+
+
+def test_resume_of_a_finished_run_changes_nothing(setup):
+    root, _, cache = setup
+    before = (root / "ref" / "metrics.jsonl").read_text()
+    again = run_cli("resume", str(root / "ref"), "--quiet", cache_dir=cache)
+    assert again.returncode == 0, again.stderr
+    assert (root / "ref" / "metrics.jsonl").read_text() == before
+
+
+def test_run_into_an_existing_run_dir_is_refused(setup):
+    root, cfg_path, cache = setup
+    proc = run_cli("run", str(cfg_path), "--run-dir", str(root / "ref"), cache_dir=cache)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {root / 'ref'}: run directory already exists and is not empty; continue it "
+        f"with `dlcore resume {root / 'ref'}` or pick another --run-dir"
+    ]
