@@ -13,9 +13,10 @@ from dlcore.config_base import Section
 from dlcore.data import DATASETS
 from dlcore.models import MODELS
 from dlcore.optim import OPTIMIZERS, AdamConfig
+from dlcore.tasks.registry import TASKS, ClassificationConfig
 
-TASKS = ("classification", "regression")
 DEFAULT_OPTIMIZER = "adam"
+DEFAULT_TASK = "classification"
 
 
 def _union(registry) -> object:
@@ -26,12 +27,7 @@ def _union(registry) -> object:
 DataConfig = _union(DATASETS)
 ModelConfig = _union(MODELS)
 OptimizerConfig = _union(OPTIMIZERS)
-
-
-class TaskConfig(Section):
-    """What is learned from the data: ``classification`` or ``regression``."""
-
-    name: Literal[TASKS] = "classification"  # type: ignore[valid-type]
+TaskConfig = _union(TASKS)
 
 
 class TrainConfig(Section):
@@ -48,8 +44,9 @@ class TrainConfig(Section):
     log_every: PositiveInt = Field(50, description="steps per logged training window")
     eval_every: PositiveInt = Field(1, description="epochs between validation passes")
     checkpoint_every: PositiveInt | None = Field(
-        None, description="steps between checkpoints (step mode); each validation pass, "
-        "the end of training and a SIGINT/SIGTERM stop also save one"
+        None,
+        description="steps between checkpoints (step mode); each validation pass, "
+        "the end of training and a SIGINT/SIGTERM stop also save one",
     )
     keep_checkpoints: PositiveInt = Field(3, description="latest checkpoints kept")
     best_metric: str | None = Field(
@@ -64,8 +61,8 @@ class ExperimentConfig(Section):
     name: str = Field("experiment", min_length=1)
     seed: int = 0
     data: DataConfig  # type: ignore[valid-type]
-    model: ModelConfig  # type: ignore[valid-type]
-    task: TaskConfig = Field(default_factory=TaskConfig)
+    model: ModelConfig | None = None  # type: ignore[valid-type]
+    task: TaskConfig = Field(default_factory=ClassificationConfig)  # type: ignore[valid-type]
     optimizer: OptimizerConfig = Field(default_factory=AdamConfig)  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig)
 

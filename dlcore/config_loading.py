@@ -12,7 +12,7 @@ from typing import Any
 import pydantic
 import tomli_w
 
-from dlcore.config import DEFAULT_OPTIMIZER, UNION_SECTIONS, ExperimentConfig
+from dlcore.config import DEFAULT_OPTIMIZER, DEFAULT_TASK, UNION_SECTIONS, ExperimentConfig
 from dlcore.config_base import Section
 
 
@@ -82,9 +82,10 @@ def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> Experime
 
 def validate(raw: dict, source: str, applied: dict[str, str] | None = None) -> ExperimentConfig:
     """Validates a raw dict into an ExperimentConfig or raises ConfigError."""
-    if isinstance(raw.get("optimizer"), dict):
-        # An [optimizer] table that only tunes fields keeps the default recipe.
-        raw["optimizer"].setdefault("name", DEFAULT_OPTIMIZER)
+    # A [task] or [optimizer] table that only tunes fields keeps the default choice.
+    for section, default in (("optimizer", DEFAULT_OPTIMIZER), ("task", DEFAULT_TASK)):
+        if isinstance(raw.get(section), dict):
+            raw[section].setdefault("name", default)
     try:
         return ExperimentConfig.model_validate(raw)
     except pydantic.ValidationError as err:

@@ -22,9 +22,8 @@ from dlcore.models import build_model
 from dlcore.optim import build_optimizer
 from dlcore.plots import plot_curves
 from dlcore.run_dir import RunDir, RunDirError, default_run_path
-from dlcore.tasks import Task, classification, regression
-
-TASK_BUILDERS = {"classification": classification, "regression": regression}
+from dlcore.tasks import Task
+from dlcore.tasks.registry import TASKS
 
 
 def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]:
@@ -45,14 +44,32 @@ def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]
                 )
             ],
         )
-    if cfg.task.name == "classification":
-        if data.num_classes is None:
+    entry = TASKS[cfg.task.name]
+    model = None
+    if entry.needs_model:
+        if cfg.model is None:
+            raise ConfigError(
+                source, [("model", f"missing; the {cfg.task.name} task needs a [model] section")]
+            )
+        if cfg.task.name == "regression":
+            out_features = int(data.train.y[0].size)
+        elif data.num_classes is None:
             raise ConfigError(source, [("task.name", f"{cfg.data.name} has no classes")])
-        out_features = data.num_classes
-    else:
-        out_features = int(data.train.y[0].size)
-    model = build_model(cfg.model, out_features)
-    task = TASK_BUILDERS[cfg.task.name](model, build_optimizer(cfg.optimizer))
+        else:
+            out_features = data.num_classes
+        model = build_model(cfg.model, out_features)
+    elif cfg.model is not None:
+        raise ConfigError(
+            source,
+            [
+                (
+                    "model",
+                    f"the {cfg.task.name} task has its own linear "
+                    "model; remove the [model] section",
+                )
+            ],
+        )
+    task = entry.build(cfg.task, model, build_optimizer(cfg.optimizer), data)
     metric = cfg.train.best_metric
     if metric is not None and metric not in task.metric_modes:
         raise ConfigError(

@@ -6,12 +6,12 @@ from rich.console import Console
 from rich.table import Table
 
 from dlcore.activations import ACTIVATIONS
-from dlcore.config import TASKS
 from dlcore.config_loading import ConfigError, load_config
 from dlcore.data import DATASETS
 from dlcore.models import MODELS
 from dlcore.optim import OPTIMIZERS
 from dlcore.run_dir import find_runs
+from dlcore.tasks.registry import TASKS
 
 
 def print_listing(experiments_dir: str | pathlib.Path = "experiments") -> None:
@@ -29,13 +29,12 @@ def print_listing(experiments_dir: str | pathlib.Path = "experiments") -> None:
             str(path), cfg.data.name, cfg.model.name, cfg.optimizer.name, str(cfg.train.epochs)
         )
     console.print(table)
-    for title, registry in (("models", MODELS), ("data sets", DATASETS)):
+    for title, registry in (("models", MODELS), ("data sets", DATASETS), ("tasks", TASKS)):
         console.print(
             f"[bold]{title}:[/] "
             + ", ".join(f"{name} ({entry.summary})" for name, entry in registry.items())
         )
     console.print("[bold]optimizers:[/] " + ", ".join(OPTIMIZERS))
-    console.print("[bold]tasks:[/] " + ", ".join(TASKS))
     console.print("[bold]activations:[/] " + ", ".join(ACTIVATIONS))
 
 

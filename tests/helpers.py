@@ -22,8 +22,12 @@ def cli_command(*args: str) -> list[str]:
 
 def run_cli(*args: str, cwd=None, cache_dir=None, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        cli_command(*args), cwd=cwd or REPO, env=cli_env(cache_dir), capture_output=True,
-        text=True, timeout=timeout,
+        cli_command(*args),
+        cwd=cwd or REPO,
+        env=cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -12,8 +12,15 @@ def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     run_dir = root / "runs" / "xor"
     proc = run_cli(
-        "run", str(REPO / "experiments" / "xor_mlp.toml"), "--run-dir", str(run_dir),
-        "--set", "train.epochs=4", "--set", "train.mode=step", "--quiet",
+        "run",
+        str(REPO / "experiments" / "xor_mlp.toml"),
+        "--run-dir",
+        str(run_dir),
+        "--set",
+        "train.epochs=4",
+        "--set",
+        "train.mode=step",
+        "--quiet",
         cache_dir=root / "cache",
     )
     assert proc.returncode == 0, proc.stderr
@@ -46,8 +53,9 @@ def test_quiet_logs_one_line_per_validation(finished_run):
 @pytest.mark.parametrize("checkpoint", ["latest", "best"])
 def test_eval_reproduces_the_recorded_metrics(finished_run, checkpoint):
     root, run_dir, _ = finished_run
-    proc = run_cli("eval", str(run_dir), "--split", "val", "--checkpoint", checkpoint,
-                   cache_dir=root / "cache")
+    proc = run_cli(
+        "eval", str(run_dir), "--split", "val", "--checkpoint", checkpoint, cache_dir=root / "cache"
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     summary = json.loads((run_dir / "summary.json").read_text())

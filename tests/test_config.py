@@ -29,18 +29,38 @@ MALFORMED = [
     ("sed = 1\n" + GOOD, [], "sed", "did you mean 'seed'"),
     (GOOD + "epcohs = 3\n", [], "train.epcohs", "did you mean 'epochs'"),
     (GOOD.replace("epochs = 2", 'epochs = "ten"'), [], "train.epochs", "valid integer"),
-    (GOOD + "[optimizer]\nname = 'adam'\nlearning_rate = -0.1\n", [], "optimizer.learning_rate",
-     "greater than 0"),
+    (
+        GOOD + "[optimizer]\nname = 'adam'\nlearning_rate = -0.1\n",
+        [],
+        "optimizer.learning_rate",
+        "greater than 0",
+    ),
     (GOOD.replace('[model]\nname = "mlp"\nwidths = [8]\n', ""), [], "model", "missing"),
-    (GOOD.replace('name = "mlp"', 'name = "resnet"'), [], "model.name",
-     "unknown model 'resnet'; valid: mlp"),
-    (GOOD.replace('name = "xor"', 'name = "mnist"'), [], "data.name",
-     "valid: blobs, digits, spirals, xor"),
+    (
+        GOOD.replace('name = "mlp"', 'name = "resnet"'),
+        [],
+        "model.name",
+        "unknown model 'resnet'; valid: mlp",
+    ),
+    (
+        GOOD.replace('name = "xor"', 'name = "mnist"'),
+        [],
+        "data.name",
+        "valid: blobs, digits, spirals, xor",
+    ),
     (GOOD + "[optimizer]\nname = 'adma'\n", [], "optimizer.name", "valid: adam, adamw"),
-    (GOOD.replace("widths = [8]", 'widths = [8]\nactivation = "rleu"'), [], "model.activation",
-     "unknown activation 'rleu'; valid:"),
-    (GOOD.replace("widths = [8]", "widths = [8]\ndropout = 1.5"), [], "model.dropout",
-     "less than 1"),
+    (
+        GOOD.replace("widths = [8]", 'widths = [8]\nactivation = "rleu"'),
+        [],
+        "model.activation",
+        "unknown activation 'rleu'; valid:",
+    ),
+    (
+        GOOD.replace("widths = [8]", "widths = [8]\ndropout = 1.5"),
+        [],
+        "model.dropout",
+        "less than 1",
+    ),
     (GOOD, ["train.batch_size=abc"], "train.batch_size", "--set train.batch_size=abc"),
     (GOOD, ["data.noise=-1"], "data.noise", "greater than or equal to 0"),
     (GOOD.replace("[train]", "[train]\nmode = 'fast'"), [], "train.mode", "'step' or 'scan'"),
@@ -83,16 +103,24 @@ def test_batch_larger_than_training_split_is_a_config_error(tmp_path):
 
 def test_best_metric_must_be_reported_by_the_task(tmp_path):
     cfg = load_config(write(tmp_path, GOOD), ["train.best_metric=f1"])
-    with pytest.raises(ConfigError, match="train.best_metric: unknown metric 'f1'; "
-                                          "classification reports: accuracy, loss"):
+    with pytest.raises(
+        ConfigError,
+        match="train.best_metric: unknown metric 'f1'; classification reports: accuracy, loss",
+    ):
         build(cfg, "exp.toml")
 
 
 def test_overrides_set_any_field_and_parse_toml_values(tmp_path):
-    cfg = load_config(write(tmp_path, GOOD), [
-        "train.epochs=7", "model.widths=[4, 5]", "model.activation=tanh", "optimizer.name=sgd",
-        "seed=3",
-    ])
+    cfg = load_config(
+        write(tmp_path, GOOD),
+        [
+            "train.epochs=7",
+            "model.widths=[4, 5]",
+            "model.activation=tanh",
+            "optimizer.name=sgd",
+            "seed=3",
+        ],
+    )
     assert cfg.train.epochs == 7 and cfg.model.widths == [4, 5] and cfg.seed == 3
     assert cfg.model.activation == "tanh" and cfg.optimizer.name == "sgd"
     assert parse_override("a.b= 'x=y'") == (["a", "b"], "x=y")
@@ -116,11 +144,14 @@ def test_name_defaults_to_file_stem(tmp_path):
     assert cfg.name == "my_exp"
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "{bad}"],
-    ["run", "{good}", "--set", "train.epochs=0"],
-    ["run", "{good}", "--set", "train.batch_size=5000"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "{bad}"],
+        ["run", "{good}", "--set", "train.epochs=0"],
+        ["run", "{good}", "--set", "train.batch_size=5000"],
+    ],
+)
 def test_cli_config_errors_exit_2_with_one_line_and_no_traceback(tmp_path, args):
     bad = write(tmp_path, GOOD + "epcohs = 3\n", "bad.toml")
     good = write(tmp_path, GOOD, "good.toml")

@@ -41,8 +41,9 @@ def test_epoch_scan_equals_per_step_mode(both_modes):
     assert len(leaves) == len(jax.tree.leaves(scan))
     for (path, a), b in zip(leaves, jax.tree.leaves(scan), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=jax.tree_util.keystr(path))
-    assert both_modes["step"].final["test"] == pytest.approx(both_modes["scan"].final["test"],
-                                                            rel=1e-6)
+    assert both_modes["step"].final["test"] == pytest.approx(
+        both_modes["scan"].final["test"], rel=1e-6
+    )
 
 
 def test_each_function_is_traced_once(both_modes):
@@ -77,8 +78,9 @@ def test_padded_eval_batches_do_not_change_the_metrics():
     whole = evaluate(compiled, state, eval_chunks(data.val.x, data.val.y, len(data.val)))
     padded = evaluate(CompiledTask(task), state, eval_chunks(data.val.x, data.val.y, 7))
     assert whole == pytest.approx(padded, rel=1e-6)
-    logits = task.model.apply({"params": state.params, **state.model_state}, data.val.x,
-                              train=False)
+    logits = task.model.apply(
+        {"params": state.params, **state.model_state}, data.val.x, train=False
+    )
     acc = float(np.mean(np.argmax(logits, -1) == data.val.y))
     assert whole["accuracy"] == pytest.approx(acc)
 
@@ -102,7 +104,9 @@ def test_mlp_loss_gradients_match_finite_differences():
             logits = model.apply({"params": params}, x, train=False)
             return dlcore.reduce_loss(dlcore.softmax_cross_entropy(logits, y))
 
-        check_grads(jax.jit(loss), (params,), order=1, modes=["rev"], eps=1e-6, atol=1e-7, rtol=1e-7)
+        check_grads(
+            jax.jit(loss), (params,), order=1, modes=["rev"], eps=1e-6, atol=1e-7, rtol=1e-7
+        )
 
 
 def test_dropout_only_in_training_and_keyed_by_step():

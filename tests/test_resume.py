@@ -24,8 +24,14 @@ CONFIG = {
     "data": {"name": "xor", "n_samples": 2000},
     "model": {"name": "mlp", "widths": [16], "dropout": 0.2, "batch_norm": True},
     "optimizer": {"name": "adam", "learning_rate": 0.01},
-    "train": {"epochs": 12, "batch_size": 8, "mode": "step", "log_every": 10,
-              "checkpoint_every": 100, "keep_checkpoints": 2},
+    "train": {
+        "epochs": 12,
+        "batch_size": 8,
+        "mode": "step",
+        "log_every": 10,
+        "checkpoint_every": 100,
+        "keep_checkpoints": 2,
+    },
 }
 
 
@@ -34,8 +40,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
     cfg_path = write_toml(root / "resume.toml", CONFIG)
     cache = root / "xla-cache"
-    ref = run_cli("run", str(cfg_path), "--run-dir", str(root / "ref"), "--quiet",
-                  cache_dir=cache)
+    ref = run_cli("run", str(cfg_path), "--run-dir", str(root / "ref"), "--quiet", cache_dir=cache)
     assert ref.returncode == 0, ref.stderr
     return root, cfg_path, cache
 
@@ -53,11 +58,14 @@ def start_and_interrupt(root, cfg_path, cache, name, sig, ready):
     run_dir = root / name
     proc = subprocess.Popen(
         cli_command("run", str(cfg_path), "--run-dir", str(run_dir), "--quiet"),
-        env=cli_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not ready(run_dir):
-        assert proc.poll() is None, f"run ended before it could be interrupted: {proc.stderr.read()}"
+        assert proc.poll() is None, f"run ended before the signal: {proc.stderr.read()}"
         assert time.monotonic() < deadline, "run made no progress"
         time.sleep(0.02)
     proc.send_signal(sig)
@@ -93,7 +101,11 @@ def assert_identical_runs(run_dir, ref_dir, cfg_path, processes):
 def test_sigkill_then_resume_is_bit_identical(setup):
     root, cfg_path, cache = setup
     run_dir, code, _ = start_and_interrupt(
-        root, cfg_path, cache, "killed", signal.SIGKILL,
+        root,
+        cfg_path,
+        cache,
+        "killed",
+        signal.SIGKILL,
         ready=lambda d: any(s >= 400 for s in committed_steps(d)),
     )
     assert code == -signal.SIGKILL
@@ -106,7 +118,11 @@ def test_sigkill_then_resume_is_bit_identical(setup):
 def test_sigterm_checkpoints_exits_143_and_resumes_bit_identically(setup):
     root, cfg_path, cache = setup
     run_dir, code, err = start_and_interrupt(
-        root, cfg_path, cache, "terminated", signal.SIGTERM,
+        root,
+        cfg_path,
+        cache,
+        "terminated",
+        signal.SIGTERM,
         ready=lambda d: any(r["step"] >= 230 for r in logged_steps(d)),
     )
     assert code == 143, err

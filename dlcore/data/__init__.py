@@ -8,9 +8,13 @@ from dlcore.data.digits import DigitsConfig, make_digits
 from dlcore.data.iterator import BatchOrder, Position
 from dlcore.data.synthetic import (
     BlobsConfig,
+    LineConfig,
+    RandomConfig,
     SpiralsConfig,
     XorConfig,
     make_blobs,
+    make_line,
+    make_random,
     make_spirals,
     make_xor,
 )
@@ -27,6 +31,8 @@ DATASETS: dict[str, DatasetEntry] = {
     "spirals": DatasetEntry(SpiralsConfig, make_spirals, "K interleaved 2-D spirals"),
     "blobs": DatasetEntry(BlobsConfig, make_blobs, "2 classes, separable with a set margin"),
     "digits": DatasetEntry(DigitsConfig, make_digits, "scikit-learn 8x8 digits, 10 classes"),
+    "random": DatasetEntry(RandomConfig, make_random, "random features, random labels"),
+    "line": DatasetEntry(LineConfig, make_line, "regression on y = slope x + intercept"),
 }
 
 

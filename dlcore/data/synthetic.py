@@ -102,3 +102,49 @@ def make_blobs(cfg: BlobsConfig) -> Dataset:
         "radius": float(np.max(np.linalg.norm(x, axis=1))),
     }
     return Dataset("blobs", train, val, test, num_classes=2, info=info)
+
+
+class RandomConfig(_Generated):
+    """Random features with random labels (the classic framework-snippet data).
+
+    ``features = "normal"`` draws N(0, 1), ``"uniform"`` draws U[0, 1). Labels carry no
+    signal, so only training accuracy can rise above chance (by memorization).
+    """
+
+    name: Literal["random"] = "random"
+    n_samples: PositiveInt = 400
+    dim: PositiveInt = 784
+    classes: int = Field(2, ge=2)
+    features: Literal["normal", "uniform"] = "normal"
+
+
+class LineConfig(_Generated):
+    """Regression data on a line: x ~ U[0, 1), y = slope * x + intercept (+ noise)."""
+
+    name: Literal["line"] = "line"
+    n_samples: PositiveInt = 100
+    slope: float = 0.1
+    intercept: float = 0.3
+    noise: float = Field(0.0, ge=0.0)
+
+
+def make_random(cfg: RandomConfig) -> Dataset:
+    rng = np.random.default_rng(cfg.seed)
+    shape = (cfg.n_samples, cfg.dim)
+    x = rng.standard_normal(shape) if cfg.features == "normal" else rng.uniform(size=shape)
+    y = rng.integers(0, cfg.classes, cfg.n_samples).astype(np.int32)
+    train, val, test = split_fractions(
+        x.astype(np.float32), y, cfg.val_fraction, cfg.test_fraction, rng
+    )
+    return Dataset("random", train, val, test, num_classes=cfg.classes)
+
+
+def make_line(cfg: LineConfig) -> Dataset:
+    rng = np.random.default_rng(cfg.seed)
+    x = rng.uniform(size=(cfg.n_samples, 1))
+    y = cfg.slope * x + cfg.intercept + cfg.noise * rng.standard_normal(x.shape)
+    train, val, test = split_fractions(
+        x.astype(np.float32), y.astype(np.float32), cfg.val_fraction, cfg.test_fraction, rng
+    )
+    info = {"slope": cfg.slope, "intercept": cfg.intercept}
+    return Dataset("line", train, val, test, num_classes=None, info=info)

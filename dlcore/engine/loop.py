@@ -115,6 +115,7 @@ def fit(
             f"{', '.join(sorted(task.metric_modes))}"
         )
     maximize = task.metric_modes[metric] == "max"
+    totals = getattr(task, "total_metrics", ())
     order = BatchOrder(len(data.train), cfg.batch_size, seed)
     spe = order.steps_per_epoch
     total = cfg.epochs * spe
@@ -143,7 +144,7 @@ def fit(
             "step": step,
             "epoch": round(step / spe, 4),
             "split": "train",
-            **means(sum_metrics(pending)),
+            **means(sum_metrics(pending), totals),
         }
         pending.clear()
         if run is not None:

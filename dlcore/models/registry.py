@@ -38,6 +38,17 @@ def _mlp(cfg: MLPConfig, out_features: int) -> nn.Module:
     )
 
 
+class LinearConfig(Section):
+    """One dense layer, scores = W x + b: logistic regression with softmax cross-entropy,
+    a linear SVM with a hinge loss, linear regression with squared error."""
+
+    name: Literal["linear"] = "linear"
+
+
+def _linear(cfg: LinearConfig, out_features: int) -> nn.Module:
+    return MLP(widths=(), out_features=out_features)
+
+
 class ModelEntry(NamedTuple):
     config: type[Section]
     build: Callable[..., nn.Module]  # (config, out_features) -> module
@@ -46,6 +57,7 @@ class ModelEntry(NamedTuple):
 
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(MLPConfig, _mlp, "multi-layer perceptron (dropout, batch norm)"),
+    "linear": ModelEntry(LinearConfig, _linear, "one dense layer (logistic regression, SVM)"),
 }
 
 

@@ -28,6 +28,8 @@ class Task(Protocol):
       metric_modes: every metric the task reports (besides ``count``), mapped to whether
         larger (``"max"``) or smaller (``"min"``) is better.
       default_metric: the validation metric that selects the best checkpoint by default.
+      total_metrics: (optional) metrics reported as totals over a log window rather than
+        per-example means, e.g. the perceptron's mistakes per epoch.
     """
 
     metric_modes: dict[str, Mode]
@@ -46,7 +48,15 @@ class Task(Protocol):
         ...
 
 
-def means(metric_sums: dict[str, float]) -> dict[str, float]:
-    """Turns metric sums with a ``count`` entry into per-example means."""
+def means(metric_sums: dict[str, float], totals: tuple[str, ...] = ()) -> dict[str, float]:
+    """Turns metric sums with a ``count`` entry into per-example means.
+
+    Metrics named in ``totals`` (a task's ``total_metrics``, e.g. the perceptron's
+    mistakes) are reported as plain totals instead.
+    """
     count = max(float(metric_sums["count"]), 1e-12)
-    return {k: float(v) / count for k, v in metric_sums.items() if k != "count"}
+    return {
+        k: float(v) if k in totals else float(v) / count
+        for k, v in metric_sums.items()
+        if k != "count"
+    }
