@@ -35,7 +35,7 @@ MALFORMED = [
         "optimizer.learning_rate",
         "greater than 0",
     ),
-    (GOOD.replace('[model]\nname = "mlp"\nwidths = [8]\n', ""), [], "model", "missing"),
+    (GOOD.replace('[data]\nname = "xor"\n', ""), [], "data", "missing required field"),
     (
         GOOD.replace('name = "mlp"', 'name = "resnet"'),
         [],
@@ -99,6 +99,15 @@ def test_batch_larger_than_training_split_is_a_config_error(tmp_path):
         build(cfg, "exp.toml")
     (line,) = info.value.lines()
     assert line.startswith("exp.toml: train.batch_size: 100000 is larger than the training")
+
+
+def test_a_task_that_needs_a_model_says_so(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD.replace('[model]\nname = "mlp"\nwidths = [8]\n', "")))
+    with pytest.raises(ConfigError) as info:
+        build(cfg, "exp.toml")
+    assert info.value.lines() == [
+        "exp.toml: model: missing; the classification task needs a [model] section"
+    ]
 
 
 def test_best_metric_must_be_reported_by_the_task(tmp_path):
