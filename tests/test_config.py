@@ -3,7 +3,10 @@
 import pytest
 
 from dlcore.config_loading import ConfigError, load_config, parse_override, save_config
+from dlcore.data import DATASETS
 from dlcore.experiment import build
+from dlcore.models import MODELS
+from dlcore.optim import OPTIMIZERS
 from tests.helpers import run_cli
 
 GOOD = """
@@ -40,15 +43,20 @@ MALFORMED = [
         GOOD.replace('name = "mlp"', 'name = "resnet"'),
         [],
         "model.name",
-        "unknown model 'resnet'; valid: mlp",
+        f"unknown model 'resnet'; valid: {', '.join(sorted(MODELS))}",
     ),
     (
         GOOD.replace('name = "xor"', 'name = "mnist"'),
         [],
         "data.name",
-        "valid: blobs, digits, spirals, xor",
+        f"unknown data set 'mnist'; valid: {', '.join(sorted(DATASETS))}",
     ),
-    (GOOD + "[optimizer]\nname = 'adma'\n", [], "optimizer.name", "valid: adam, adamw"),
+    (
+        GOOD + "[optimizer]\nname = 'adma'\n",
+        [],
+        "optimizer.name",
+        f"unknown optimizer 'adma'; valid: {', '.join(sorted(OPTIMIZERS))}",
+    ),
     (
         GOOD.replace("widths = [8]", 'widths = [8]\nactivation = "rleu"'),
         [],
