@@ -53,6 +53,12 @@ class TrainConfig(Section):
         None, description="validation metric that picks the best checkpoint (task default)"
     )
     eval_batch_size: PositiveInt = 1024
+    early_stopping_patience: PositiveInt | None = Field(
+        None, description="stop after this many validation passes without improvement"
+    )
+    restore_best: bool = Field(
+        True, description="after early stopping, continue with the best checkpoint's state"
+    )
 
 
 class ExperimentConfig(Section):

@@ -158,6 +158,7 @@ def _finish(run: RunDir, cfg: ExperimentConfig, result: FitResult, previous) -> 
         "step": int(result.state.step),
         "final": result.final,
         "best": result.best,
+        "early_stopping": result.early_stopping,
         "timing": result.timing,
         "processes": processes,
         "traces": result.traces,

@@ -20,6 +20,7 @@ from dlcore.checkpoint import CheckpointStore
 from dlcore.config import TrainConfig
 from dlcore.data import BatchOrder, Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
+from dlcore.engine.selection import BestTracker
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.run_dir import RunDir
 from dlcore.state import TrainState
@@ -53,6 +54,7 @@ class FitResult:
       best: ``{"metric", "value", "step"}`` of the best validation pass, or None.
       timing: wall and compile seconds, steps per second of this process.
       traces: how many times each compiled function was traced (1 each, always).
+      early_stopping: ``{"early_stopped_at", "restored_step"}`` when patience ran out.
     """
 
     state: TrainState
@@ -61,6 +63,7 @@ class FitResult:
     best: dict[str, Any] | None
     timing: dict[str, Any]
     traces: dict[str, int]
+    early_stopping: dict[str, int] | None = None
 
 
 def evaluate(compiled: CompiledTask, state: TrainState, chunks: list) -> dict[str, float]:
@@ -114,7 +117,7 @@ def fit(
             f"train.best_metric: unknown metric {metric!r}; this task reports: "
             f"{', '.join(sorted(task.metric_modes))}"
         )
-    maximize = task.metric_modes[metric] == "max"
+    tracker = BestTracker(metric, task.metric_modes[metric] == "max", cfg.early_stopping_patience)
     totals = getattr(task, "total_metrics", ())
     order = BatchOrder(len(data.train), cfg.batch_size, seed)
     spe = order.steps_per_epoch
@@ -125,7 +128,7 @@ def fit(
 
     example = {"x": data.train.x[: cfg.batch_size], "y": data.train.y[: cfg.batch_size]}
     state = task.init(jax.random.PRNGKey(seed), example)
-    meta: dict[str, Any] = {"pending": [], "best": None}
+    meta: dict[str, Any] = {"pending": []}
     latest = best_store = None
     if run is not None:
         latest = CheckpointStore(run.latest, keep=cfg.keep_checkpoints)
@@ -134,7 +137,8 @@ def fit(
             state, meta = latest.restore(state)
             run.truncate_metrics(int(state.step))
     pending: list = list(meta["pending"])
-    best: dict[str, Any] | None = meta["best"]
+    tracker.load_meta(meta)
+    best_state = None  # in-memory copy of the best state when there is no run directory
     step = int(state.step)
     saved_step = step if resume else -1
     steps_run = 0
@@ -166,7 +170,7 @@ def fit(
                     "pending": [
                         {k: float(v) for k, v in m.items()} for m in jax.device_get(pending)
                     ],
-                    "best": best,
+                    **tracker.to_meta(),
                 },
             )
         saved_step = step
@@ -177,7 +181,7 @@ def fit(
     eval_clock, save_clock = _Stopwatch(), _Stopwatch()
     reporter.start(total, step)
     t_loop = time.perf_counter()
-    while step < total and not stop.requested:
+    while step < total and not stop.requested and not tracker.should_stop:
         position = order.position(step)
         if cfg.mode == "scan" and position.index == 0:
             rows = jnp.asarray(order.indices(position.epoch), dtype=jnp.int32)
@@ -212,21 +216,26 @@ def fit(
                 if run is not None:
                     run.append_metrics([record])
                 reporter.log(record)
-                if best is None or (
-                    val[metric] > best["value"] if maximize else val[metric] < best["value"]
-                ):
-                    best = {"metric": metric, "value": val[metric], "step": step}
+                if tracker.observe(val[metric], step):
                     if best_store is not None:
                         with save_clock:
-                            best_store.save(step, state, {"step": step, "best": best})
+                            best_store.save(step, state, {"step": step, **tracker.to_meta()})
+                    elif tracker.patience is not None:
+                        best_state = jax.tree.map(jnp.copy, state)  # survives donation
                 save(state)  # every validation pass is also a checkpoint
             reporter.advance(step)
         if stop.requested:
             save(state)
     t_trained = time.perf_counter()
 
-    status = "interrupted" if step < total else "completed"
+    status = "completed" if step == total or tracker.should_stop else "interrupted"
     final: dict[str, dict[str, float]] = {}
+    if tracker.should_stop and cfg.restore_best:
+        if best_store is not None:
+            best_store.wait()
+            state, _ = best_store.restore(state)
+        else:
+            state = best_state
     if status == "completed":
         if pending:
             log_window()
@@ -255,4 +264,13 @@ def fit(
         "mode": cfg.mode,
         "compile": compile_times,
     }
-    return FitResult(state, status, final, best, timing, dict(compiled.traces))
+    stopped = {"early_stopped_at": step, "restored_step": tracker.best["step"]}
+    return FitResult(
+        state,
+        status,
+        final,
+        tracker.best,
+        timing,
+        dict(compiled.traces),
+        stopped if tracker.should_stop else None,
+    )
