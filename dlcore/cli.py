@@ -39,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
     run.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
 
+    sweep = sub.add_parser("sweep", help="hyper-parameter search over the config's [sweep]")
+    sweep.add_argument("config", help="experiment TOML with a [sweep] table")
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field in every trial",
+    )
+    sweep.add_argument("--sweep-dir", help="where trials go; an existing one is continued")
+    sweep.add_argument("--quiet", action="store_true")
+
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
     resume.add_argument("run_dir")
     resume.add_argument("--quiet", action="store_true")
@@ -100,6 +113,31 @@ def _cmd_run(args) -> int:
     )
 
 
+def _cmd_sweep(args) -> int:
+    from dlcore.engine.signals import GracefulStop
+    from dlcore.listing import print_sweep
+    from dlcore.progress import make_reporter
+    from dlcore.sweep import run_sweep
+
+    with GracefulStop() as stop:
+        result = run_sweep(
+            args.config,
+            args.overrides,
+            args.sweep_dir,
+            stop,
+            lambda title: make_reporter(title, args.quiet),
+        )
+    print_sweep(result)
+    if result["status"] != "completed":
+        print(
+            f"sweep stopped; continue it with:\n  dlcore sweep {args.config} "
+            f"--sweep-dir {result['sweep_dir']}",
+            file=sys.stderr,
+        )
+        return stop.exit_code
+    return 0
+
+
 def _cmd_resume(args) -> int:
     from dlcore.experiment import resume_experiment
 
@@ -130,6 +168,7 @@ def _cmd_runs(args) -> int:
 
 COMMANDS = {
     "run": _cmd_run,
+    "sweep": _cmd_sweep,
     "resume": _cmd_resume,
     "eval": _cmd_eval,
     "list": _cmd_list,
@@ -139,7 +178,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("run", "resume", "eval") and not args.no_compile_cache:
+    if args.command in ("run", "sweep", "resume", "eval") and not args.no_compile_cache:
         _enable_compile_cache()
     try:
         return COMMANDS[args.command](args)
