@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import jax
+import optax
 
 from dlcore.checkpoint import CheckpointStore
 from dlcore.config import ExperimentConfig
@@ -26,8 +27,18 @@ from dlcore.tasks import Task
 from dlcore.tasks.registry import TASKS
 
 
-def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]:
+def build(
+    cfg: ExperimentConfig,
+    source: str = "config",
+    optimizer: optax.GradientTransformation | None = None,
+) -> tuple[Dataset, Task]:
     """Data set and task for a config, after the checks that need the data.
+
+    Args:
+      cfg: a validated experiment config.
+      source: file name used in error messages.
+      optimizer: replaces the chain built from ``cfg.optimizer`` (population training
+        wraps it to give each member its own learning rate).
 
     Raises:
       ConfigError: when fields are individually valid but do not fit the data.
@@ -69,7 +80,8 @@ def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]
                 )
             ],
         )
-    task = entry.build(cfg.task, model, build_optimizer(cfg.optimizer), data)
+    optimizer = optimizer or build_optimizer(cfg.optimizer)
+    task = entry.build(cfg.task, model, optimizer, data)
     metric = cfg.train.best_metric
     if metric is not None and metric not in task.metric_modes:
         raise ConfigError(
