@@ -36,7 +36,7 @@ MALFORMED = [
      "unknown model 'resnet'; valid: mlp"),
     (GOOD.replace('name = "xor"', 'name = "mnist"'), [], "data.name",
      "valid: blobs, digits, spirals, xor"),
-    (GOOD + "[optimizer]\nname = 'adma'\n", [], "optimizer.name", "valid: adam, adamw"),
+    (GOOD + "[optimizer]\nname = 'adma'\n", [], "optimizer.name", "valid: adadelta, adagrad,"),
     (GOOD.replace("widths = [8]", 'widths = [8]\nactivation = "rleu"'), [], "model.activation",
      "unknown activation 'rleu'; valid:"),
     (GOOD.replace("widths = [8]", "widths = [8]\ndropout = 1.5"), [], "model.dropout",
