@@ -1,6 +1,8 @@
 """Learning-rate schedules against closed forms, the plateau factor, and schedule configs."""
 
 import math
+import re
+import tomllib
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,7 @@ from dlcore.optim import (
     plateau_scale,
     scale_by_plateau,
 )
+from tests.helpers import REPO
 
 STEPS = [0, 1, 2, 5, 9, 10, 11, 29, 30, 31, 50, 99, 100, 101, 150]
 LR = 0.3
@@ -293,3 +296,12 @@ def test_every_optimizer_accepts_a_schedule():
     for name in OPTIMIZERS:
         cfg = validate(raw_config({"name": name, "schedule": {"name": "step", "every": 2}}), "t")
         assert cfg.optimizer.schedule.every == 2
+
+
+def test_readme_optimizer_example_validates():
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Optimizers and schedules", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    raw = {"data": {"name": "xor"}, "model": {"name": "mlp"}, **tomllib.loads(block)}
+    optimizer = validate(raw, "README.md").optimizer
+    assert optimizer.schedule.then.name == "cosine" and optimizer.freeze == ("Dense_0/*",)
