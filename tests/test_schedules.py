@@ -305,3 +305,26 @@ def test_readme_optimizer_example_validates():
     raw = {"data": {"name": "xor"}, "model": {"name": "mlp"}, **tomllib.loads(block)}
     optimizer = validate(raw, "README.md").optimizer
     assert optimizer.schedule.then.name == "cosine" and optimizer.freeze == ("Dense_0/*",)
+
+
+def test_update_compiles_once_across_steps_and_plateau_observations():
+    table = {"name": "warmup", "warmup_steps": 2, "then": {"name": "plateau", "mode": "min"}}
+    opt = build_optimizer(SGDConfig(schedule=table, freeze=("Dense_0",)))
+    traces = []
+
+    @jax.jit
+    def update(grads, state, params):
+        traces.append(1)  # runs only while tracing
+        return opt.update(grads, state, params)
+
+    state = opt.init(PARAMS)
+    observe = jax.jit(plateau_observe)
+    for value in (3.0, 4.0, 5.0):
+        _, state = update(PARAMS, state, PARAMS)
+        state = observe(state, value)
+    assert len(traces) == 1 and plateau_scale(state) == 0.25
+
+
+def test_a_bare_schedule_name_is_shorthand_for_a_table():
+    cfg = validate(raw_config({"name": "sgd", "schedule": "constant"}), "t.toml")
+    assert cfg.optimizer.schedule.name == "constant"

@@ -34,6 +34,7 @@ from dlcore.optim.plateau import scale_by_plateau
 from dlcore.optim.schedules import ConstantSchedule, ScheduleConfig, build_schedule, find_plateau
 
 Rate = float | optax.Schedule
+Factor = optax.GradientTransformation | None  # applied right after the rate (plateau)
 
 
 class _Optimizer(Section):
@@ -112,21 +113,19 @@ class AdamWConfig(AdamConfig):
     weight_decay: float = Field(1e-4, ge=0.0)
 
 
-def descend(
-    learning_rate: Rate, lr_factor: optax.GradientTransformation | None = None
-) -> optax.GradientTransformation:
+def descend(learning_rate: Rate, lr_factor: Factor = None) -> optax.GradientTransformation:
     """``u -> -lr u`` (``lr`` a float or a schedule of the update count), then ``lr_factor``."""
     step = optax.scale_by_learning_rate(learning_rate)
     return step if lr_factor is None else optax.chain(step, lr_factor)
 
 
-def sgd(learning_rate: Rate, *, lr_factor=None) -> optax.GradientTransformation:
+def sgd(learning_rate: Rate, *, lr_factor: Factor = None) -> optax.GradientTransformation:
     """Gradient descent: p <- p - lr g."""
     return descend(learning_rate, lr_factor)
 
 
 def momentum(
-    learning_rate: Rate, momentum: float = 0.9, *, lr_factor=None
+    learning_rate: Rate, momentum: float = 0.9, *, lr_factor: Factor = None
 ) -> optax.GradientTransformation:
     """Lecture-form momentum: the velocity accumulates already-scaled steps -lr g.
 
@@ -142,7 +141,7 @@ def momentum(
 
 
 def nesterov(
-    learning_rate: Rate, momentum: float = 0.9, *, lr_factor=None
+    learning_rate: Rate, momentum: float = 0.9, *, lr_factor: Factor = None
 ) -> optax.GradientTransformation:
     """Nesterov momentum in the look-ahead parameterization (Sutskever et al. 2013)."""
     return optax.chain(
@@ -150,7 +149,9 @@ def nesterov(
     )
 
 
-def adagrad(learning_rate: Rate, eps: float = 1e-8, *, lr_factor=None):
+def adagrad(
+    learning_rate: Rate, eps: float = 1e-8, *, lr_factor: Factor = None
+) -> optax.GradientTransformation:
     """Adagrad with a zero initial accumulator and ``eps`` under the square root."""
     return optax.chain(
         optax.scale_by_rss(initial_accumulator_value=0.0, eps=eps),
@@ -158,12 +159,16 @@ def adagrad(learning_rate: Rate, eps: float = 1e-8, *, lr_factor=None):
     )
 
 
-def adadelta(learning_rate: Rate = 1.0, rho: float = 0.95, eps: float = 1e-6, *, lr_factor=None):
+def adadelta(
+    learning_rate: Rate = 1.0, rho: float = 0.95, eps: float = 1e-6, *, lr_factor: Factor = None
+) -> optax.GradientTransformation:
     """Adadelta; ``learning_rate = 1`` is Zeiler's original (rate-free) rule."""
     return optax.chain(optax.scale_by_adadelta(rho=rho, eps=eps), descend(learning_rate, lr_factor))
 
 
-def rmsprop(learning_rate: Rate, decay: float = 0.9, eps: float = 1e-8, *, lr_factor=None):
+def rmsprop(
+    learning_rate: Rate, decay: float = 0.9, eps: float = 1e-8, *, lr_factor: Factor = None
+) -> optax.GradientTransformation:
     """RMSProp with a zero initial mean square and ``eps`` under the square root."""
     return optax.chain(
         optax.scale_by_rms(decay=decay, eps=eps, initial_scale=0.0),
@@ -172,7 +177,12 @@ def rmsprop(learning_rate: Rate, decay: float = 0.9, eps: float = 1e-8, *, lr_fa
 
 
 def adam(
-    learning_rate: Rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, lr_factor=None
+    learning_rate: Rate,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    lr_factor: Factor = None,
 ) -> optax.GradientTransformation:
     """Adam with bias correction."""
     return optax.chain(
@@ -188,7 +198,7 @@ def adamw(
     weight_decay: float = 1e-4,
     *,
     decay_mask=None,
-    lr_factor=None,
+    lr_factor: Factor = None,
 ) -> optax.GradientTransformation:
     """Adam plus ``weight_decay * p`` added after the Adam step, so the decay is not
     divided by ``sqrt(v_hat)`` (decoupled); ``decay_mask`` limits it to some leaves."""
