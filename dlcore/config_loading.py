@@ -7,6 +7,8 @@ Every problem becomes a :class:`ConfigError` whose lines read
 import difflib
 import pathlib
 import tomllib
+import types
+import typing
 from typing import Any
 
 import pydantic
@@ -169,15 +171,33 @@ def _strip_union_tags(loc: tuple, raw: dict) -> tuple[tuple, type[Section] | Non
                 model = None
         elif model is not None and isinstance(part, str) and part in model.model_fields:
             annotation = model.model_fields[part].annotation
-            model = (
-                annotation
-                if isinstance(annotation, type) and issubclass(annotation, Section)
-                else None
-            )
+            members = _tagged_members(annotation)
+            if i + 1 < len(loc) and loc[i + 1] in members:  # a nested union, e.g. a schedule
+                model = members[loc[i + 1]]
+                i += 1  # skip the tag
+            else:
+                model = (
+                    annotation
+                    if isinstance(annotation, type) and issubclass(annotation, Section)
+                    else None
+                )
         else:
             model = None
         i += 1
     return tuple(out), owner
+
+
+def _tagged_members(annotation: Any) -> dict[str, type[Section]]:
+    """{name: section} for a union of sections told apart by their ``name``, else {}."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return {}
+    return {
+        member.model_fields["name"].default: member
+        for member in typing.get_args(annotation)
+        if isinstance(member, type)
+        and issubclass(member, Section)
+        and "name" in member.model_fields
+    }
 
 
 def _dotted(loc: tuple) -> str:
