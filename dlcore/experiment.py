@@ -20,7 +20,7 @@ from dlcore.engine.compiled import CompiledTask, eval_chunks
 from dlcore.engine.loop import FitResult, Reporter, evaluate, fit
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.models import build_model
-from dlcore.optim import build_optimizer
+from dlcore.optim import build_optimizer, find_plateau, plateau_observe
 from dlcore.plots import plot_curves
 from dlcore.run_dir import RunDir, RunDirError, default_run_path
 from dlcore.tasks import Task
@@ -82,6 +82,38 @@ def build(
         )
     optimizer = optimizer or build_optimizer(cfg.optimizer)
     task = entry.build(cfg.task, model, optimizer, data)
+    if cfg.optimizer.freeze:
+        example = {"x": data.train.x[:1], "y": data.train.y[:1]}
+        try:  # shapes only: initializes the chain (which checks patterns) without compute
+            jax.eval_shape(task.init, jax.random.PRNGKey(0), example)
+        except ValueError as err:
+            raise ConfigError(source, [("optimizer.freeze", str(err))]) from None
+    plateau = find_plateau(cfg.optimizer.schedule)
+    if plateau is not None:
+        watched = plateau.metric or cfg.train.best_metric or task.default_metric
+        if watched not in task.metric_modes:
+            raise ConfigError(
+                source,
+                [
+                    (
+                        "optimizer.schedule.metric",
+                        f"unknown metric {watched!r}; {cfg.task.name} reports: "
+                        f"{', '.join(sorted(task.metric_modes))}",
+                    )
+                ],
+            )
+        if plateau.mode != task.metric_modes[watched]:
+            raise ConfigError(
+                source,
+                [
+                    (
+                        "optimizer.schedule.mode",
+                        f"{watched} is better "
+                        f"{'larger' if task.metric_modes[watched] == 'max' else 'smaller'}; "
+                        f"set mode = {task.metric_modes[watched]!r}",
+                    )
+                ],
+            )
     metric = cfg.train.best_metric
     if metric is not None and metric not in task.metric_modes:
         raise ConfigError(
@@ -97,6 +129,16 @@ def build(
     return data, task
 
 
+def validation_hook(cfg: ExperimentConfig, task: Task):
+    """What the loop does after each validation pass: feed the plateau schedule, if any."""
+    plateau = find_plateau(cfg.optimizer.schedule)
+    if plateau is None:
+        return None
+    watched = plateau.metric or cfg.train.best_metric or task.default_metric
+    observe = jax.jit(plateau_observe)
+    return lambda state, val: state.replace(opt_state=observe(state.opt_state, val[watched]))
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: str | pathlib.Path | None = None,
@@ -108,7 +150,16 @@ def run_experiment(
     data, task = build(cfg, source)
     run = RunDir.create(run_dir or default_run_path(cfg.name))
     save_config(cfg, run.config)
-    result = fit(task, data, cfg.train, cfg.seed, run=run, stop=stop, reporter=reporter)
+    result = fit(
+        task,
+        data,
+        cfg.train,
+        cfg.seed,
+        run=run,
+        stop=stop,
+        reporter=reporter,
+        on_validation=validation_hook(cfg, task),
+    )
     return _finish(run, cfg, result, previous=None)
 
 
@@ -134,8 +185,17 @@ def resume_experiment(
         )
     data, task = build(cfg, str(run.config))
     result = fit(
-        task, data, cfg.train, cfg.seed, run=run, resume=True, stop=stop, reporter=reporter
+        task,
+        data,
+        cfg.train,
+        cfg.seed,
+        run=run,
+        resume=True,
+        stop=stop,
+        reporter=reporter,
+        on_validation=validation_hook(cfg, task),
     )
+
     return _finish(run, cfg, result, previous)
 
 

@@ -11,6 +11,7 @@ value) is in the checkpoint, so a resumed run continues bit-identically.
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
@@ -93,6 +94,7 @@ def fit(
     resume: bool = False,
     stop=NEVER_STOP,
     reporter: Reporter | None = None,
+    on_validation: Callable[[TrainState, dict[str, float]], TrainState] | None = None,
 ) -> FitResult:
     """Trains ``task`` on ``data`` as ``cfg`` says; see the module docstring.
 
@@ -105,6 +107,8 @@ def fit(
       resume: continue from ``run``'s latest committed checkpoint.
       stop: polled after every step; when set, the loop checkpoints and returns.
       reporter: progress display.
+      on_validation: ``(state, val metrics) -> state`` after every validation pass, before
+        the checkpoint (the plateau schedule's hook).
 
     Raises:
       ValueError: if ``cfg.best_metric`` is not a metric of the task.
@@ -213,6 +217,8 @@ def fit(
                 jax.block_until_ready(state)  # finish training work outside the eval clock
                 with eval_clock:
                     val = evaluate(compiled, state, val_chunks)
+                if on_validation is not None:  # e.g. reduce the learning rate on a plateau
+                    state = on_validation(state, val)
                 record = {"step": step, "epoch": epoch, "split": "val", **val}
                 if run is not None:
                     run.append_metrics([record])
