@@ -51,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--sweep-dir", help="where trials go; an existing one is continued")
     sweep.add_argument("--quiet", action="store_true")
+    sweep.add_argument(
+        "--vmap",
+        action="store_true",
+        help="train all seeds/learning rates at once in one compiled program",
+    )
+    sweep.add_argument(
+        "--compare",
+        action="store_true",
+        help="with --vmap: also train the trials one by one and report the measured speed-up",
+    )
 
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
     resume.add_argument("run_dir")
@@ -119,6 +129,24 @@ def _cmd_sweep(args) -> int:
     from dlcore.progress import make_reporter
     from dlcore.sweep import run_sweep
 
+    if args.vmap:
+        from dlcore.sweep import run_population_sweep
+
+        result = run_population_sweep(args.config, args.overrides, args.sweep_dir, args.compare)
+        print_sweep(result)
+        timing = result["timing"]
+        print(
+            f"vmap: {result['total_trials']} members in {timing['vmap']['wall_s']:.1f} s "
+            f"(compile {timing['vmap']['compile_s']:.1f} s, training "
+            f"{timing['vmap']['train_s']:.2f} s)"
+        )
+        if "sequential" in timing:
+            print(
+                f"sequential: {timing['sequential']['wall_s']:.1f} s (training "
+                f"{timing['sequential']['train_s']:.2f} s); speed-up "
+                f"{timing['speedup_wall']:.1f}x wall, {timing['speedup_train']:.1f}x training"
+            )
+        return 0
     with GracefulStop() as stop:
         result = run_sweep(
             args.config,

@@ -11,12 +11,18 @@ resumes an interrupted one, so a stopped sweep loses no work.
 import copy
 import json
 import pathlib
+import time
 from typing import Any
+
+import optax
 
 from dlcore.config import ExperimentConfig
 from dlcore.config_loading import ConfigError, load_raw, set_path, validate
+from dlcore.engine.loop import fit
+from dlcore.engine.population import fit_population, member_scale
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.experiment import build, resume_experiment, run_experiment
+from dlcore.optim import build_optimizer, find_plateau
 from dlcore.run_dir import RunDir, default_run_path
 
 
@@ -104,5 +110,93 @@ def run_sweep(
         "trials": ranked + [r for r in rows if r["best"] is None],
         "total_trials": len(trials),
     }
+    (root / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+VMAP_FIELDS = ("seed", "optimizer.learning_rate")
+
+
+def run_population_sweep(
+    path: str | pathlib.Path,
+    overrides: list[str] = (),
+    sweep_dir: str | pathlib.Path | None = None,
+    compare: bool = False,
+) -> dict[str, Any]:
+    """Trains every trial of a seeds/learning-rates sweep at once with ``vmap``.
+
+    With ``compare``, the same trials are then trained one after another in this process
+    and both wall times are reported, so the speed-up is measured in one run.
+
+    Raises:
+      ConfigError: if the space varies anything but seed and learning rate, or the config
+        uses a feature population training does not support.
+    """
+    raw, _ = load_raw(path, overrides)
+    source = str(path)
+    trials = trial_configs(raw, source)
+    base = trials[0][1]
+    others = [k for k in base.sweep.space if k not in VMAP_FIELDS]
+    if others:
+        raise ConfigError(
+            source,
+            [
+                (
+                    "sweep.space",
+                    f"--vmap trains many {' and '.join(VMAP_FIELDS)}"
+                    f" values at once; {others[0]!r} changes the "
+                    "program (run it without --vmap)",
+                )
+            ],
+        )
+    if base.train.early_stopping_patience is not None:
+        raise ConfigError(
+            source,
+            [
+                (
+                    "train.early_stopping_patience",
+                    "not supported with --vmap (members stop together)",
+                )
+            ],
+        )
+    if find_plateau(base.optimizer.schedule) is not None:
+        raise ConfigError(source, [("optimizer.schedule", "plateau is not supported with --vmap")])
+    seeds = [cfg.seed for _, cfg in trials]
+    rates = [cfg.optimizer.learning_rate for _, cfg in trials]
+    unit = base.optimizer.model_copy(update={"learning_rate": 1.0})
+    data, task = build(base, source, optimizer=optax.chain(build_optimizer(unit), member_scale()))
+    population = fit_population(task, data, base.train, seeds, rates)
+    metric = base.train.best_metric or task.default_metric
+    maximize = task.metric_modes[metric] == "max"
+    rows = [
+        {"trial": i, "assignment": a, "status": "completed", **m}
+        for i, ((a, _), m) in enumerate(zip(trials, population.members, strict=True))
+    ]
+    result = {
+        "status": "completed",
+        "method": f"{base.sweep.method} (vmap)",
+        "metric": metric,
+        "maximize": maximize,
+        "trials": sorted(rows, key=lambda r: r["best"]["value"], reverse=maximize),
+        "total_trials": len(trials),
+        "timing": {"vmap": population.timing},
+        "traces": population.traces,
+    }
+    if compare:
+        t0 = time.perf_counter()
+        sequential = []
+        for _, cfg in trials:
+            d, t = build(cfg, source)
+            sequential.append(fit(t, d, cfg.train, cfg.seed))
+        seq_wall = time.perf_counter() - t0
+        seq_train = sum(r.timing["train_s"] for r in sequential)
+        result["timing"]["sequential"] = {"wall_s": seq_wall, "train_s": seq_train}
+        result["timing"]["speedup_wall"] = seq_wall / population.timing["wall_s"]
+        result["timing"]["speedup_train"] = seq_train / population.timing["train_s"]
+        for row, r in zip(rows, sequential, strict=True):
+            row["sequential_val"] = r.final["val"]
+    root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-vmap"))
+    root.mkdir(parents=True, exist_ok=True)
+    result["sweep_dir"] = str(root)
     (root / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -12,9 +12,11 @@ from dlcore.optim import plateau_scale
 RAW = {
     "data": {"name": "xor", "n_samples": 200},
     "model": {"name": "mlp", "widths": [8], "activation": "tanh"},
-    "optimizer": {"name": "adam", "learning_rate": 0.02,
-                  "schedule": {"name": "plateau", "mode": "max", "patience": 1,
-                               "factor": 2.0}},
+    "optimizer": {
+        "name": "adam",
+        "learning_rate": 0.02,
+        "schedule": {"name": "plateau", "mode": "max", "patience": 1, "factor": 2.0},
+    },
     "train": {"epochs": 12, "batch_size": 10},
 }
 
@@ -26,7 +28,7 @@ def test_plateau_divides_the_rate_after_stale_validation_passes():
     steps_per_epoch = len(data.train) // 10
     stale_passes = 12 - result.best["step"] // steps_per_epoch
     assert stale_passes >= 2
-    assert plateau_scale(result.state.opt_state) == pytest.approx(0.5 ** stale_passes)
+    assert plateau_scale(result.state.opt_state) == pytest.approx(0.5**stale_passes)
 
 
 def test_no_hook_without_a_plateau_schedule():
@@ -34,14 +36,26 @@ def test_no_hook_without_a_plateau_schedule():
     assert validation_hook(cfg, build(cfg)[1]) is None
 
 
-@pytest.mark.parametrize("optimizer, field, phrase", [
-    ({"name": "sgd", "freeze": ["Dense_7/*"]}, "optimizer.freeze",
-     "freeze pattern 'Dense_7/*' matches no parameter"),
-    ({"name": "sgd", "schedule": {"name": "plateau", "mode": "min"}}, "optimizer.schedule.mode",
-     "accuracy is better larger; set mode = 'max'"),
-    ({"name": "sgd", "schedule": {"name": "plateau", "mode": "max", "metric": "f1"}},
-     "optimizer.schedule.metric", "unknown metric 'f1'"),
-])
+@pytest.mark.parametrize(
+    "optimizer, field, phrase",
+    [
+        (
+            {"name": "sgd", "freeze": ["Dense_7/*"]},
+            "optimizer.freeze",
+            "freeze pattern 'Dense_7/*' matches no parameter",
+        ),
+        (
+            {"name": "sgd", "schedule": {"name": "plateau", "mode": "min"}},
+            "optimizer.schedule.mode",
+            "accuracy is better larger; set mode = 'max'",
+        ),
+        (
+            {"name": "sgd", "schedule": {"name": "plateau", "mode": "max", "metric": "f1"}},
+            "optimizer.schedule.metric",
+            "unknown metric 'f1'",
+        ),
+    ],
+)
 def test_optimizer_settings_checked_against_the_model_and_task(optimizer, field, phrase):
     cfg = validate({**RAW, "optimizer": optimizer}, "t.toml")
     with pytest.raises(ConfigError) as info:
