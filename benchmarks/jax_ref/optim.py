@@ -7,9 +7,12 @@ import jax.numpy as jnp
 
 
 def adam_init(params):
-    """Adam state ``(t, m, s)`` with zero moments."""
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    return jnp.zeros((), jnp.int32), zeros, zeros
+    """Adam state ``(t, m, s)`` with zero moments (distinct buffers, so it can be donated)."""
+    return (
+        jnp.zeros((), jnp.int32),
+        jax.tree.map(jnp.zeros_like, params),
+        jax.tree.map(jnp.zeros_like, params),
+    )
 
 
 def adam_update(params, grads, state, lr: float, b1=0.9, b2=0.999, eps=1e-8):
@@ -28,17 +31,19 @@ def adam_update(params, grads, state, lr: float, b1=0.9, b2=0.999, eps=1e-8):
 
 
 def make_train_step(loss_fn: Callable, lr: float = 1e-3) -> Callable:
-    """``step(params, opt_state, *batch) -> (params, opt_state, loss)`` (not jitted here).
+    """``step((params, opt_state), *batch) -> ((params, opt_state), loss)``, not jitted here.
+
+    The carry comes first so the caller can donate it (``donate_argnums=0``).
 
     Example:
       >>> step = jax.jit(make_train_step(lambda p, x: jnp.sum((p["w"] * x) ** 2)))
       >>> p = {"w": jnp.ones(3)}
-      >>> p, s, l = step(p, adam_init(p), jnp.ones(3))
+      >>> (p, s), loss = step((p, adam_init(p)), jnp.ones(3))
     """
 
-    def step(params, opt_state, *batch):
+    def step(carry, *batch):
+        params, opt_state = carry
         value, grads = jax.value_and_grad(loss_fn)(params, *batch)
-        params, opt_state = adam_update(params, grads, opt_state, lr)
-        return params, opt_state, value
+        return adam_update(params, grads, opt_state, lr), value
 
     return step
