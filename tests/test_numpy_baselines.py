@@ -4,6 +4,7 @@ Every check runs in float64 with a relative error bound of 1e-6: the norm of the
 over the larger norm, per parameter array.
 """
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -198,7 +199,9 @@ def test_mlp_matches_dlcore_mlp():
             logits = model.apply({"params": p}, jnp.asarray(x), train=False)
             return jnp.mean(dlcore.softmax_cross_entropy(logits, jnp.asarray(y))), logits
 
-        (value, logits), flax_grads = jax.value_and_grad(objective, has_aux=True)(flax_params)
+        (value, logits), flax_grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(
+            flax_params
+        )
     assert rel_err(logits, logits_np) <= TOL
     assert rel_err(value, loss) <= TOL
     for key, expected in to_flax(grads).items():
@@ -255,3 +258,60 @@ def test_optimizer_matches_optax_for_five_steps(name):
         assert p["w"].dtype == jnp.float64
     for k in params:
         assert rel_err(p[k], expected[k]) <= TOL, k
+
+
+def _lstm_to_flax(p: dict, hidden: int) -> dict:
+    # numpy_ref packs the gates [i | f | o | g]; flax names them ii/hi, if/hf, io/ho, ig/hg and
+    # puts the bias on the hidden projection.
+    out = {}
+    for idx, gate in enumerate("ifog"):
+        cols = slice(idx * hidden, (idx + 1) * hidden)
+        out[f"i{gate}"] = {"kernel": p["Wx"][:, cols]}
+        out[f"h{gate}"] = {"kernel": p["Wh"][:, cols], "bias": p["b"][cols]}
+    return out
+
+
+def _gru_to_flax(p: dict, hidden: int) -> dict:
+    out = {}
+    for idx, gate in enumerate("rzn"):
+        cols = slice(idx * hidden, (idx + 1) * hidden)
+        out[f"i{gate}"] = {"kernel": p["Wx"][:, cols], "bias": p["bx"][cols]}
+        out[f"h{gate}"] = {"kernel": p["Wh"][:, cols]}
+    out["hn"]["bias"] = p["bh_n"]
+    return out
+
+
+FLAX_CELLS = {
+    "lstm": (lambda h: nn.LSTMCell(h, param_dtype=np.float64), _lstm_to_flax),
+    "gru": (lambda h: nn.GRUCell(h, param_dtype=np.float64), _gru_to_flax),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLAX_CELLS))
+def test_recurrent_cell_matches_flax_linen_convention(name):
+    """Same weights in numpy_ref and flax.linen's cell: equal states and equal gradients."""
+    make_cell, to_flax = FLAX_CELLS[name]
+    _, _, params, (x, _) = make_case(name)
+    hidden = params["Wh"].shape[0]
+    upstream = np.random.default_rng(4).standard_normal(x.shape[:2] + (hidden,))
+    np_mod = getattr(numpy_ref, name)
+    h_np, cache = np_mod.forward(params, x)
+    grads, _, _ = np_mod.backward(upstream, cache, params)
+    rnn = nn.RNN(make_cell(hidden))
+    with jax.enable_x64(True):
+        cell_params = jax.tree.map(jnp.asarray, to_flax(params, hidden))
+        shapes = jax.tree.map(jnp.shape, rnn.init(jax.random.key(0), jnp.asarray(x))["params"])
+        assert shapes == {"cell": jax.tree.map(jnp.shape, cell_params)}
+
+        def objective(p):
+            h = rnn.apply({"params": {"cell": p}}, jnp.asarray(x))
+            return jnp.sum(h * upstream), h
+
+        (_, h_flax), flax_grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(cell_params)
+    assert rel_err(h_flax, h_np) <= TOL
+    expected = to_flax({k: grads.get(k, params[k]) for k in params}, hidden)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(expected):
+        got = flax_grads
+        for key in path:
+            got = got[key.key]
+        assert rel_err(got, leaf) <= TOL, path
