@@ -14,12 +14,14 @@ class Settings:
       warmup: untimed steps per candidate.
       repeats: timed samples per candidate.
       peak_gflops: the float32 GEMM peak measured at the start of this run.
+      min_sample_s: each timed sample averages enough steps to last about this long.
     """
 
     quick: bool = False
     warmup: int = 2
     repeats: int = 5
     peak_gflops: float = float("nan")
+    min_sample_s: float = 0.05
 
 
 def make_row(

@@ -62,6 +62,7 @@ def run(
         warmup=warmup if warmup is not None else (1 if quick else 2),
         repeats=repeats if repeats is not None else (1 if quick else 5),
         peak_gflops=info["gemm"]["peak_gflops"],
+        min_sample_s=0.0 if quick else 0.05,
     )
     if settings.repeats < 1 or settings.warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0; got {repeats}, {warmup}")
@@ -71,7 +72,11 @@ def run(
     results = {
         "quick": quick,
         "suites": suites,
-        "settings": {"warmup": settings.warmup, "repeats": settings.repeats},
+        "settings": {
+            "warmup": settings.warmup,
+            "repeats": settings.repeats,
+            "min_sample_s": settings.min_sample_s,
+        },
         "system": info,
         "rows": rows,
     }

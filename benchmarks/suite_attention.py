@@ -33,7 +33,7 @@ def run(settings: Settings) -> list[dict]:
         numpy_candidate(numpy_ref.attention.loss_and_grads, params, *batch),
         torch_candidate(torch_ref.attention_step, *batch, s["A"]),
     ]
-    timings = measure(cands, settings.warmup, settings.repeats)
+    timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
     return rows_for(
         SUITE,
         dict(s),

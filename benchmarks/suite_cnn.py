@@ -47,7 +47,7 @@ def run(settings: Settings) -> list[dict]:
             numpy_candidate(numpy_ref.conv.lenet5_loss_and_grads, params, x, y),
             torch_candidate(torch_ref.lenet5_step, x, y),
         ]
-        timings = measure(cands, settings.warmup, settings.repeats)
+        timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
         rows += rows_for(
             SUITE,
             {"model": "lenet5", "B": batch},

@@ -57,7 +57,7 @@ def run(settings: Settings) -> list[dict]:
             numpy_candidate(numpy_ref.lstm.loss_and_grads, params, x, targets),
             torch_candidate(torch_ref.charlm_lstm_step, x, targets, hidden),
         ]
-        timings = measure(cands, settings.warmup, settings.repeats)
+        timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
         rows += rows_for(
             SUITE,
             {"V": VOCAB, "T": shapes["T"], "B": shapes["B"], "H": hidden},

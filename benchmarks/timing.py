@@ -6,6 +6,7 @@ them alike instead of whichever happened to run then.
 """
 
 import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -94,7 +95,10 @@ def carry_stepper(compiled: Callable, carry, *batch) -> Callable[[], object]:
 
 
 def measure(
-    candidates: list[Candidate], warmup: int = 2, repeats: int = 5, inner: int = 1
+    candidates: list[Candidate],
+    warmup: int = 2,
+    repeats: int = 5,
+    min_sample_s: float = 0.0,
 ) -> dict[str, Timing]:
     """Times every available candidate, interleaved round-robin.
 
@@ -102,20 +106,26 @@ def measure(
       candidates: the implementations to compare; unavailable ones are skipped.
       warmup: untimed steps per candidate first (caches, allocator, thread pools).
       repeats: timed samples per candidate (median and min are reported).
-      inner: steps per sample; the sample is their mean.
+      min_sample_s: a sample averages as many consecutive steps as needed to last about this
+        long (estimated from the last warm-up step), so millisecond steps are not timed alone.
 
     Returns:
       Timing per candidate name.
     """
     ready = [c for c in candidates if c.step is not None]
+    inner = {}
     for c in ready:
+        last = 0.0
         for _ in range(warmup):
+            t0 = time.perf_counter()
             c.step()
+            last = time.perf_counter() - t0
+        inner[c.name] = max(1, min(1000, math.ceil(min_sample_s / last))) if last > 0 else 1
     samples: dict[str, list[float]] = {c.name: [] for c in ready}
     for _ in range(repeats):
         for c in ready:
             t0 = time.perf_counter()
-            for _ in range(inner):
+            for _ in range(inner[c.name]):
                 c.step()
-            samples[c.name].append((time.perf_counter() - t0) / inner)
+            samples[c.name].append((time.perf_counter() - t0) / inner[c.name])
     return {name: Timing(statistics.median(s), min(s), s) for name, s in samples.items() if s}
