@@ -106,6 +106,8 @@ def collect(quick: bool) -> dict:
         pass
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        # Other processes' load makes medians drift; it is recorded so readers can judge.
+        "load_avg_1_5_15": list(os.getloadavg()),
         "machine": machine(),
         "gemm": gemm_peak(n=256 if quick else 2048, repeats=1 if quick else 5),
         "blas": blas_info(),

@@ -29,6 +29,8 @@ def speedup(suite: str, other: str, **config) -> Callable[[dict, str], float | N
     """How many times faster ``who``'s median step is than ``other``'s."""
 
     def compute(results, who):
+        if who == other:  # a candidate against itself says nothing
+            return None
         mine = _measured(find_row(results, suite, who, **config), "median_s")
         theirs = _measured(find_row(results, suite, other, **config), "median_s")
         return None if mine is None or theirs is None else theirs / mine

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmarks import report, runner
+from benchmarks import report, runner, timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ROW_FIELDS = {
@@ -98,3 +98,24 @@ def test_readme_without_markers_is_refused(tmp_path):
 def test_unknown_suite_error_lists_the_valid_names():
     with pytest.raises(ValueError, match="unknown benchmark suite 'lstn'; valid: .*lstm"):
         runner.resolve(["lstn"])
+
+
+def test_measure_interleaves_candidates_round_robin():
+    log = []
+    cands = [
+        timing.Candidate("a", lambda: log.append("a")),
+        timing.not_available("x", "never runs"),
+        timing.Candidate("b", lambda: log.append("b")),
+    ]
+    result = timing.measure(cands, warmup=1, repeats=3)
+    assert log == ["a", "b"] + ["a", "b"] * 3  # warm-up, then one of each per repeat
+    assert set(result) == {"a", "b"}
+    assert all(len(t.samples_s) == 3 and t.min_s <= t.median_s for t in result.values())
+
+
+def test_lower_and_compile_reports_both_phases_and_temp_memory():
+    import jax.numpy as jnp
+
+    compiled, stats = timing.lower_and_compile(lambda x: jnp.tanh(x @ x.T).sum(), jnp.ones((8, 4)))
+    assert stats.lower_s > 0 and stats.compile_s > 0 and stats.temp_bytes is not None
+    assert float(compiled(jnp.ones((8, 4)))) == pytest.approx(64 * float(jnp.tanh(4.0)), rel=1e-5)
