@@ -24,6 +24,12 @@ class Settings:
     min_sample_s: float = 0.05
 
 
+def _status(candidate: Candidate, timing: Timing | None) -> str:
+    if timing is not None:
+        return "ok"
+    return "error" if candidate.note.startswith("error") else "not available"
+
+
 def make_row(
     suite: str,
     config: dict,
@@ -44,7 +50,7 @@ def make_row(
         "suite": suite,
         "config": config,
         "candidate": candidate.name,
-        "status": status or ("ok" if timing is not None else "not available"),
+        "status": status or _status(candidate, timing),
         "note": candidate.note,
         "median_s": None,
         "min_s": None,

@@ -47,7 +47,7 @@ def _fmt(key: str, value) -> str:
 
 
 def _status(row: dict) -> str:
-    return row["note"] if row["status"] == "not available" else row["status"]
+    return row["note"] if row["status"] in ("not available", "error") else row["status"]
 
 
 def print_table(results: dict, console: Console | None = None) -> None:

@@ -1,16 +1,25 @@
 """Char-LM LSTM (vocab 65, T = 100, B = 32, H = 256 and 512), full BPTT with Adam.
 
-Candidates: pure JAX (``lax.scan``), NumPy (the lecture step, hand BPTT), ``torch.nn.LSTM``,
-and a dlcore slot that reports "not available" until ``dlcore.recurrent`` exists.
+Candidates: dlcore (``RNN(LSTMCell)`` + dense read-out, see ``benchmarks.dlcore_models``; "not
+available" until ``dlcore.recurrent`` exists), pure JAX (``lax.scan``), NumPy (the lecture step,
+hand BPTT) and ``torch.nn.LSTM``.
 """
 
+import jax
 import numpy as np
 
 from benchmarks import jax_ref, numpy_ref, torch_ref
 from benchmarks.availability import dlcore_has
-from benchmarks.candidates import numpy_candidate, one_hot, pure_jax_candidate, torch_candidate
+from benchmarks.candidates import (
+    dlcore_task_candidate,
+    numpy_candidate,
+    one_hot,
+    pure_jax_candidate,
+    torch_candidate,
+)
+from benchmarks.dlcore_models import char_lm_task
 from benchmarks.records import Settings, rows_for
-from benchmarks.timing import Candidate, measure, not_available
+from benchmarks.timing import Candidate, failed, measure, not_available
 
 SUITE = "lstm"
 VOCAB = 65
@@ -30,12 +39,15 @@ def has_dlcore_recurrent() -> bool:
 
 
 def dlcore_lstm(x, targets, hidden: int) -> Candidate:
-    """The hook where dlcore's char-LM LSTM plugs in; "not available" until it exists."""
-    if not has_dlcore_recurrent():
-        return not_available("dlcore", "dlcore.recurrent (the LSTM layer) is not merged yet")
-    return not_available(
-        "dlcore", "dlcore.recurrent exists but benchmarks.suite_lstm.dlcore_lstm is not wired"
-    )
+    """dlcore's char-LM (``benchmarks.dlcore_models``); "not available" until it exists."""
+    try:
+        task = char_lm_task(hidden, VOCAB)
+    except ImportError as err:
+        return not_available("dlcore", str(err))
+    try:
+        return dlcore_task_candidate(task, jax.random.key(0), {"x": x, "y": targets})
+    except Exception as err:  # an API drift must show in the table, not abort the run
+        return failed("dlcore", err)
 
 
 def charlm_data(batch: int, steps: int, rng: np.random.Generator):

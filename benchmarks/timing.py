@@ -60,6 +60,11 @@ def not_available(name: str, why: str) -> Candidate:
     return Candidate(name=name, step=None, note=f"not available: {why}")
 
 
+def failed(name: str, err: Exception) -> Candidate:
+    """A candidate whose construction raised: listed with status "error" and the message."""
+    return Candidate(name=name, step=None, note=f"error: {type(err).__name__}: {err}")
+
+
 def lower_and_compile(fn: Callable, *args, **jit_kwargs):
     """Lowers and compiles ``jax.jit(fn, **jit_kwargs)`` for ``args``, timing each phase.
 
