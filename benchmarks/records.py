@@ -13,14 +13,12 @@ class Settings:
       quick: tiny shapes and one repeat, for smoke tests (the figures mean nothing).
       warmup: untimed steps per candidate.
       repeats: timed samples per candidate.
-      peak_gflops: the float32 GEMM peak measured at the start of this run.
       min_sample_s: each timed sample averages enough steps to last about this long.
     """
 
     quick: bool = False
     warmup: int = 2
     repeats: int = 5
-    peak_gflops: float = float("nan")
     min_sample_s: float = 0.05
 
 
@@ -44,7 +42,8 @@ def make_row(
 ) -> dict:
     """One JSON-ready result row with the derived throughput figures.
 
-    GFLOP/s is computed from the median step time; ``pct_peak`` relates it to the GEMM peak.
+    GFLOP/s is computed from the median step time; ``pct_peak`` is filled in by
+    :func:`attach_peak` once the run's GEMM peak is known.
     """
     row = {
         "suite": suite,
@@ -78,7 +77,6 @@ def make_row(
             steps_per_s=1.0 / timing.median_s,
             items_per_s=items_per_step / timing.median_s,
             gflops=gflops,
-            pct_peak=100.0 * gflops / settings.peak_gflops,
         )
     return row
 
@@ -89,3 +87,10 @@ def rows_for(suite, config, candidates, timings, settings, **figures) -> list[di
         make_row(suite, config, c, timings.get(c.name), settings=settings, **figures)
         for c in candidates
     ]
+
+
+def attach_peak(rows: list[dict], peak_gflops: float) -> None:
+    """Sets every timed row's ``pct_peak`` = 100 * GFLOP/s / the run's GEMM peak."""
+    for row in rows:
+        if row["gflops"] is not None:
+            row["pct_peak"] = 100.0 * row["gflops"] / peak_gflops

@@ -75,13 +75,15 @@ def system_line(results: dict) -> str:
         for b in s["blas"]
         if b.get("user_api") == "blas"
     )
-    g = s["gemm"]
+    gemms = [s["gemm"]] + ([s["gemm_after"]] if "gemm_after" in s else [])
+    gemm = " then ".join(f"NumPy {g['numpy_gflops']:.1f}, JAX {g['jax_gflops']:.1f}" for g in gemms)
     load = s.get("load_avg_1_5_15")
     return (
         f"{s['date']} | {s['machine']['cpu']}, {s['machine']['cores']} cores"
         + (f", load {load[0]:.1f}" if load else "")
-        + " | float32 GEMM "
-        f"n={g['n']}: NumPy {g['numpy_gflops']:.1f}, JAX {g['jax_gflops']:.1f} GFLOP/s | "
+        + f" | float32 GEMM n={gemms[0]['n']}"
+        + (" (before, then after the suites)" if len(gemms) > 1 else "")
+        + f": {gemm} GFLOP/s | "
         f"BLAS: {blas or 'unknown'} | jax {s['versions']['jax']}, torch {s['versions']['torch']}"
         + (" | QUICK (meaningless figures)" if results["quick"] else "")
     )
@@ -158,6 +160,14 @@ def performance_markdown(results: dict, source: str) -> str:
         "Ratios compare median step times of one run; GFLOP/s and % of the GEMM peak use the "
         "median too. Targets dlcore cannot be measured on yet are marked n/a and count as "
         "missed; the pure-JAX column shows the same figure for the hand-written JAX step.",
+    ]
+    if any((r.get("pct_peak") or 0) > 100 for r in results["rows"]):
+        lines.append(
+            "**Warning**: some rows exceed 100% of the GEMM peak, so the peak was "
+            "under-measured while other processes loaded the machine; read this run's "
+            "% of peak figures as upper bounds."
+        )
+    lines += [
         "",
         "| target | wanted | dlcore | met | pure JAX (reference) |",
         "|---|---|---|---|---|",

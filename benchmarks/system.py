@@ -1,7 +1,9 @@
 """The machine under test: float32 GEMM peak (NumPy and JAX), BLAS kernel, versions, date.
 
 The GEMM peak is measured in the same run as the models so "% of peak" compares figures taken
-under the same load; on a shared machine a peak from another day would mislead.
+under the same load; on a shared machine a peak from another day would mislead. It is measured
+before and after the suites and the higher figure is used: a burst of load from other processes
+during one measurement would otherwise understate the peak and inflate every "% of peak".
 """
 
 import datetime
@@ -95,6 +97,11 @@ def machine() -> dict:
     }
 
 
+def gemm_size(quick: bool) -> dict:
+    """Arguments of :func:`gemm_peak` for a quick or a full run."""
+    return {"n": 256, "repeats": 1} if quick else {"n": 2048, "repeats": 5}
+
+
 def collect(quick: bool) -> dict:
     """Everything about the system for the results JSON; measures the GEMM peak first."""
     torch_threads = None
@@ -109,7 +116,7 @@ def collect(quick: bool) -> dict:
         # Other processes' load makes medians drift; it is recorded so readers can judge.
         "load_avg_1_5_15": list(os.getloadavg()),
         "machine": machine(),
-        "gemm": gemm_peak(n=256 if quick else 2048, repeats=1 if quick else 5),
+        "gemm": gemm_peak(**gemm_size(quick)),
         "blas": blas_info(),
         "versions": versions(),
         "torch_threads": torch_threads,

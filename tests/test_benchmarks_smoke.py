@@ -56,6 +56,8 @@ def test_quick_run_writes_json_with_expected_fields(quick_run):
     assert results["quick"] is True and results["suites"] == ["mlp"]
     system = results["system"]
     assert system["gemm"]["numpy_gflops"] > 0 and system["gemm"]["jax_gflops"] > 0
+    peaks = [system["gemm"]["peak_gflops"], system["gemm_after"]["peak_gflops"]]
+    assert system["peak_gflops"] == max(peaks)
     assert system["versions"]["jax"] and system["date"]
     assert any(lib.get("user_api") == "blas" for lib in system["blas"])
     rows = results["rows"]
@@ -69,6 +71,7 @@ def test_quick_run_writes_json_with_expected_fields(quick_run):
         assert row["status"] == "ok"
         assert 0 < row["min_s"] <= row["median_s"]
         assert row["gflops"] > 0 and row["items_per_s"] > 0
+        assert row["pct_peak"] == pytest.approx(100 * row["gflops"] / system["peak_gflops"])
     for row in rows:
         if row["candidate"] in ("dlcore", "pure JAX"):
             assert row["lower_s"] > 0 and row["compile_s"] > 0
