@@ -3,8 +3,10 @@
 The MLP is the ``digits_mlp`` experiment's (64-256-128-10, Adam, batch 32; without dropout
 here). Per-step mode calls one jitted step per batch from Python, feeding NumPy batches, and
 waits only at the end of the epoch; epoch mode keeps the epoch's batches on the device and runs
-one jitted ``lax.scan`` over them. The pure-JAX pair is measured now; the dlcore pair needs the
-training engine (``dlcore.engine``) and reports "not available" until it is merged.
+one jitted ``lax.scan`` over them. The dlcore pair runs the engine's own pieces exactly as
+``dlcore.engine.loop.fit`` does: ``BatchOrder`` batches gathered on the host and the engine's
+compiled ``train_step`` with the state donated (``mode = "step"``), or its compiled
+``train_epoch`` scan gathering the shuffled batches on the device (``mode = "scan"``).
 In this suite one timed "step" is a whole epoch (``steps`` batches).
 """
 
@@ -14,10 +16,9 @@ import numpy as np
 from jax import lax
 
 from benchmarks import jax_ref, numpy_ref
-from benchmarks.availability import dlcore_has
 from benchmarks.jax_ref.optim import adam_init, make_train_step
 from benchmarks.records import Settings, rows_for
-from benchmarks.timing import Candidate, lower_and_compile, measure, not_available
+from benchmarks.timing import Candidate, CompileStats, lower_and_compile, measure
 
 SUITE = "digits_epoch"
 FULL = {"sizes": (64, 256, 128, 10), "batch": 32, "examples": None}
@@ -66,23 +67,65 @@ def _pure_jax_modes(sizes, x_NxBxD, y_NxB) -> list[Candidate]:
     ]
 
 
+def _dlcore_modes(sizes, x_NxBxD, y_NxB) -> list[Candidate]:
+    import optax
+
+    import dlcore
+    from dlcore.data import BatchOrder, Position, Split
+    from dlcore.engine.compiled import CompiledTask
+
+    x_ND = x_NxBxD.reshape(-1, x_NxBxD.shape[-1])
+    y_N = y_NxB.reshape(-1)
+    batch = y_NxB.shape[1]
+    model = dlcore.MLP(widths=tuple(sizes[1:-1]), out_features=sizes[-1])
+    task = dlcore.classification(model, optax.adam(1e-3))
+    split, order = Split(x_ND, y_N), BatchOrder(len(x_ND), batch, seed=0)
+    compiled = CompiledTask(task)
+    state = task.init(jax.random.PRNGKey(0), {"x": x_ND[:batch], "y": y_N[:batch]})
+    x_dev, y_dev = jax.device_put(x_ND), jax.device_put(y_N)
+    rows = jnp.asarray(order.indices(0), jnp.int32)
+    # First calls compile (timed by the engine's AheadOfTime wrappers).
+    step_box = [
+        compiled.train_step(jax.tree.map(jnp.copy, state), {"x": x_ND[:batch], "y": y_N[:batch]})[0]
+    ]
+    scan_box = [compiled.train_epoch(state, x_dev, y_dev, rows)[0]]
+
+    def per_step_epoch():
+        s, pending = step_box[0], []
+        for _, b in order.batches(split, Position(0, 0)):
+            s, metrics = compiled.train_step(s, b)
+            pending.append(metrics)  # as the loop does: metrics stay on the device
+        step_box[0] = jax.block_until_ready(s)
+
+    def scan_epoch():
+        scan_box[0], metrics = compiled.train_epoch(scan_box[0], x_dev, y_dev, rows)
+        jax.block_until_ready(metrics)
+
+    def stats(f):
+        return CompileStats(lower_s=f.lower_s, compile_s=f.compile_s, temp_bytes=None)
+
+    return [
+        Candidate("dlcore", per_step_epoch, compile=stats(compiled.train_step)),
+        Candidate("dlcore", scan_epoch, compile=stats(compiled.train_epoch)),
+    ]
+
+
 def run(settings: Settings) -> list[dict]:
     s = QUICK if settings.quick else FULL
     x_NxBxD, y_NxB = digits_epoch(s["batch"], s["examples"])
-    if not dlcore_has("dlcore.engine"):
-        why = "needs dlcore.engine (per-step and whole-epoch scan modes), not merged yet"
-    else:
-        why = "dlcore.engine exists but benchmarks.suite_epoch is not wired to it"
     per_step, scan = _pure_jax_modes(s["sizes"], x_NxBxD, y_NxB)
+    dl_step, dl_scan = _dlcore_modes(s["sizes"], x_NxBxD, y_NxB)
     # Timed in one interleaved pass; the names differ only for the timer.
     per_step.name, scan.name = "pure JAX per-step", "pure JAX epoch-scan"
-    timings = measure([per_step, scan], settings.warmup, settings.repeats)
+    dl_step.name, dl_scan.name = "dlcore per-step", "dlcore epoch-scan"
+    timings = measure([per_step, scan, dl_step, dl_scan], settings.warmup, settings.repeats)
     per_step.name = scan.name = "pure JAX"
+    dl_step.name = dl_scan.name = "dlcore"
     steps = len(x_NxBxD)
     rows = []
-    for mode, cand, key in (
-        ("per-step", per_step, "pure JAX per-step"),
-        ("epoch-scan", scan, "pure JAX epoch-scan"),
+    for mode, cand, key, dl_cand, dl_key in (
+        ("per-step", per_step, "pure JAX per-step", dl_step, "dlcore per-step"),
+        ("epoch-scan", scan, "pure JAX epoch-scan", dl_scan, "dlcore epoch-scan"),
     ):
         config = {
             "dataset": "digits",
@@ -96,7 +139,7 @@ def run(settings: Settings) -> list[dict]:
             "items_unit": "examples",
             "gflop_per_step": 3 * 2.0 * steps * s["batch"] * _macs(s["sizes"]) / 1e9,
         }
-        rows += rows_for(SUITE, config, [not_available("dlcore", why)], {}, settings, **figures)
+        rows += rows_for(SUITE, config, [dl_cand], {"dlcore": timings[dl_key]}, settings, **figures)
         rows += rows_for(SUITE, config, [cand], {"pure JAX": timings[key]}, settings, **figures)
     return rows
 
