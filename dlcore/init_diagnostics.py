@@ -97,7 +97,7 @@ def deep_net_activation_stats(
     stats = []
     for layer_key in layer_keys:
         key_w, key_b = jax.random.split(layer_key)
-        h_NxH = act(h_NxH @ w_init(key_w, (width, width)) + b_init(key_b, (width,)))
+        h_NxH = act(h_NxH @ w_init(key_w, (width, width)) + b_init(key_b, (width,))[None])
         stats.append(_stats(h_NxH))
     return ActivationReport(tuple(stats))
 

@@ -32,7 +32,7 @@ def shifted_threshold(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     z_shift = z - jnp.max(z, axis=-1, keepdims=True)
     z_sorted = -jnp.sort(-z_shift, axis=-1)  # [..., K], descending
     cumsum = jnp.cumsum(z_sorted, axis=-1)
-    ks = jnp.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    ks = jnp.cumsum(jnp.ones_like(z_sorted), axis=-1)  # 1, 2, ..., K along the last axis
     in_support = 1 + ks * z_sorted > cumsum  # true exactly on a prefix of the sorted scores
     support_size = jnp.sum(in_support, axis=-1, keepdims=True)  # >= 1: the max always is
     cumsum_at_k = jnp.take_along_axis(cumsum, support_size - 1, axis=-1)

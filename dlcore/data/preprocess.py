@@ -45,7 +45,8 @@ def apply_standardization(x_NxD: jax.Array, stats: Standardization) -> jax.Array
             f"x features {tuple(x_NxD.shape[1:])} do not match the fitted statistics "
             f"{tuple(stats.mean.shape)}"
         )
-    return (x_NxD - stats.mean) / stats.std
+    mean, std = stats.mean[None], stats.std[None]  # [1, ...]: broadcast over examples
+    return (x_NxD - mean) / std
 
 
 class ChannelMean(NamedTuple):
@@ -73,7 +74,7 @@ def apply_channel_mean(x_NxHxWxC: jax.Array, stats: ChannelMean) -> jax.Array:
         raise ValueError(
             f"x has {x_NxHxWxC.shape[-1]} channels but the fitted mean has {stats.mean.shape[0]}"
         )
-    return x_NxHxWxC - stats.mean
+    return x_NxHxWxC - stats.mean.reshape(1, 1, 1, -1)
 
 
 PREPROCESSORS = {

@@ -105,7 +105,7 @@ class DropConnectDense(nn.Module):
         bias_F = self.param("bias", self.bias_init, (self.features,))
         if train and self.rate > 0:
             kernel_DxF = dropout(self.make_rng("dropout"), kernel_DxF, self.rate, train=True)
-        return x_BxD @ kernel_DxF + bias_F
+        return x_BxD @ kernel_DxF + bias_F.reshape((1,) * (x_BxD.ndim - 1) + (-1,))
 
 
 class GaussianWeightNoiseDense(nn.Module):
@@ -139,4 +139,4 @@ class GaussianWeightNoiseDense(nn.Module):
         if train and self.stddev > 0:
             noise = jax.random.normal(self.make_rng("dropout"), kernel_DxF.shape, kernel_DxF.dtype)
             kernel_DxF = kernel_DxF + self.stddev * noise
-        return x_BxD @ kernel_DxF + bias_F
+        return x_BxD @ kernel_DxF + bias_F.reshape((1,) * (x_BxD.ndim - 1) + (-1,))

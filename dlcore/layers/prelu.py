@@ -28,4 +28,6 @@ class PReLU(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (x.shape[-1],) if self.per_channel else ()
         alpha = self.param("alpha", nn.initializers.constant(self.alpha_init), shape, x.dtype)
+        # [C] -> [1, ..., 1, C]: explicit broadcasting (rank promotion is an error in tests)
+        alpha = jnp.reshape(alpha, (1,) * (x.ndim - len(shape)) + shape)
         return leaky_relu(x, jnp.asarray(alpha, x.dtype))
