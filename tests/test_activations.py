@@ -37,8 +37,15 @@ def numpy_sparsemax(z: np.ndarray) -> np.ndarray:
 
 def test_registry_names():
     assert set(ACTIVATIONS) >= {
-        "identity", "sigmoid", "tanh", "relu", "leaky_relu", "abs", "softmax", "sparsemax",
-    }  # fmt: skip
+        "identity",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+        "abs",
+        "softmax",
+        "sparsemax",
+    }
 
 
 def test_unknown_activation_lists_valid_names():

@@ -114,10 +114,14 @@ def test_gaussian_weight_noise_statistics(dense_input):
 
 @pytest.mark.parametrize(
     "layer",
-    [Dropout(RATE), Dropout(RATE, mode="classic"), DropConnectDense(4, RATE),
-     GaussianWeightNoiseDense(4, 0.2)],
+    [
+        Dropout(RATE),
+        Dropout(RATE, mode="classic"),
+        DropConnectDense(4, RATE),
+        GaussianWeightNoiseDense(4, 0.2),
+    ],
     ids=["inverted", "classic", "dropconnect", "weight_noise"],
-)  # fmt: skip
+)
 def test_gradcheck_with_a_fixed_key(layer, dense_input):
     variables = layer.init(jax.random.PRNGKey(0), dense_input, train=False)
     rngs = {"dropout": jax.random.PRNGKey(3)}

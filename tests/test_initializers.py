@@ -28,8 +28,12 @@ VARIANCE = {
 
 def test_registry_names():
     assert set(INITIALIZERS) == set(VARIANCE) | {
-        "zeros", "ones", "orthogonal", "identity", "forget_gate_bias",
-    }  # fmt: skip
+        "zeros",
+        "ones",
+        "orthogonal",
+        "identity",
+        "forget_gate_bias",
+    }
     with pytest.raises(ValueError, match=r"unknown initializer 'he'; valid: .*he_normal"):
         get_initializer("he")
 

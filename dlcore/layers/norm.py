@@ -91,12 +91,11 @@ def local_response_norm(
         raise ValueError(f"LRN size must be odd (a window centred on each channel); got {size}")
     half = size // 2
     squares = x_BxHxWxC * x_BxHxWxC
-    # A zero-padded window sum along channels; padding realises the max/min index limits.
-    window = (1,) * (x_BxHxWxC.ndim - 1) + (size,)
-    padding = ((0, 0),) * (x_BxHxWxC.ndim - 1) + ((half, half),)
-    sums = jax.lax.reduce_window(
-        squares, jnp.zeros((), x_BxHxWxC.dtype), jax.lax.add, window, (1,) * squares.ndim, padding
-    )
+    # Zero-pad the channel axis and add the n shifted views: the padding realises the
+    # max(0, .)/min(C - 1, .) limits of the sum. n is small (5), so n slices are cheap.
+    channels = x_BxHxWxC.shape[-1]
+    padded = jnp.pad(squares, ((0, 0),) * (squares.ndim - 1) + ((half, half),))
+    sums = sum(padded[..., offset : offset + channels] for offset in range(size))
     return x_BxHxWxC / jnp.power(k + alpha * sums, beta)
 
 
