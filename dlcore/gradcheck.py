@@ -16,7 +16,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 _CHUNK = 256  # finite-difference directions evaluated per vmapped call
 
@@ -59,10 +58,13 @@ class GradCheckResult:
         return "\n".join(lines)
 
 
-def _to_float64(tree):
+def _host_float64(tree):
+    """Floating leaves to NumPy float64, others to NumPy arrays: host-side, so no per-shape
+    device programs are compiled just to cast the inputs."""
+
     def cast(x):
-        x = jnp.asarray(x)
-        return x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x
+        x = np.asarray(x)
+        return x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x
 
     return jax.tree.map(cast, tree)
 
@@ -90,50 +92,60 @@ def gradcheck(fn: Callable[..., jax.Array], params, *args, eps: float = 1e-6) ->
       >>> result.max_rel_err < 1e-6
       True
     """
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    names = [jax.tree_util.keystr(path) or "params" for path, _ in paths_leaves]
+    leaves = []
+    for name, (_, leaf) in zip(names, paths_leaves, strict=True):
+        leaf = np.asarray(leaf)
+        if not np.issubdtype(leaf.dtype, np.floating):
+            raise ValueError(
+                f"gradcheck params must be floating point; leaf {name} is {leaf.dtype}"
+            )
+        leaves.append(leaf.astype(np.float64))
+    if not leaves or sum(leaf.size for leaf in leaves) == 0:
+        raise ValueError("gradcheck params have no entries to check")
+    shapes = [leaf.shape for leaf in leaves]
+    offsets = np.cumsum([0] + [leaf.size for leaf in leaves])
+    theta = np.concatenate([leaf.ravel() for leaf in leaves])
+    args64 = _host_float64(args)
+
+    def f(flat, args):
+        # unflatten inside the traced function: slicing here costs no eager compilations
+        pieces = [
+            flat[start:stop].reshape(shape)
+            for start, stop, shape in zip(offsets[:-1], offsets[1:], shapes, strict=True)
+        ]
+        value = fn(jax.tree.unflatten(treedef, pieces), *args)
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"gradcheck fn must return a scalar; got shape {jnp.shape(value)}")
+        return value
+
+    chunk = min(_CHUNK, theta.size)
+
+    def central_differences(flat, indices, args):
+        def one(i):
+            step = eps * jax.nn.one_hot(i, flat.size, dtype=flat.dtype)
+            return (f(flat + step, args) - f(flat - step, args)) / (2 * eps)
+
+        return jax.vmap(one)(indices)
+
     with jax.enable_x64(True):
-        params64, args64 = _to_float64(params), _to_float64(args)
-        for path, leaf in jax.tree_util.tree_leaves_with_path(params64):
-            if not jnp.issubdtype(leaf.dtype, jnp.floating):
-                raise ValueError(
-                    f"gradcheck params must be floating point; leaf "
-                    f"{jax.tree_util.keystr(path)} is {leaf.dtype}"
-                )
-        theta, unravel = ravel_pytree(params64)
-        if theta.size == 0:
-            raise ValueError("gradcheck params have no entries to check")
-
-        def f(flat):
-            value = fn(unravel(flat), *args64)
-            if jnp.ndim(value) != 0:
-                raise ValueError(f"gradcheck fn must return a scalar; got shape {jnp.shape(value)}")
-            return value
-
-        auto = jax.jit(jax.grad(f))(theta)
-
-        @jax.jit
-        def central_differences(indices):
-            def one(i):
-                step = eps * jax.nn.one_hot(i, theta.size, dtype=theta.dtype)
-                return (f(theta + step) - f(theta - step)) / (2 * eps)
-
-            return jax.vmap(one)(indices)
-
+        auto = np.asarray(jax.jit(jax.grad(f))(theta, args64))
+        fd_chunks = jax.jit(central_differences)
+        # equal-sized chunks (the last one padded) so the vmapped program compiles once
+        indices = np.arange(-(-theta.size // chunk) * chunk) % theta.size
         fd = np.concatenate(
             [
-                np.asarray(central_differences(jnp.arange(start, min(start + _CHUNK, theta.size))))
-                for start in range(0, theta.size, _CHUNK)
+                np.asarray(fd_chunks(theta, indices[start : start + chunk], args64))
+                for start in range(0, indices.size, chunk)
             ]
-        )
-        auto_leaves = jax.tree_util.tree_leaves_with_path(unravel(auto))
-        fd_leaves = jax.tree.leaves(unravel(jnp.asarray(fd)))
+        )[: theta.size]
 
     rel_err, abs_err, grad_norm = {}, {}, {}
-    for (path, g_auto), g_fd in zip(auto_leaves, fd_leaves, strict=True):
-        g_auto, g_fd = np.asarray(g_auto).ravel(), np.asarray(g_fd).ravel()
-        name = jax.tree_util.keystr(path) or "params"
+    for name, start, stop in zip(names, offsets[:-1], offsets[1:], strict=True):
+        g_auto, g_fd = auto[start:stop], fd[start:stop]
         scale = max(np.linalg.norm(g_auto), np.linalg.norm(g_fd))
-        diff = np.linalg.norm(g_auto - g_fd)
-        rel_err[name] = float(diff / scale) if scale > 0 else 0.0
+        rel_err[name] = float(np.linalg.norm(g_auto - g_fd) / scale) if scale > 0 else 0.0
         abs_err[name] = float(np.max(np.abs(g_auto - g_fd)))
         grad_norm[name] = float(np.linalg.norm(g_auto))
     return GradCheckResult(rel_err=rel_err, abs_err=abs_err, grad_norm=grad_norm, eps=eps)

@@ -103,7 +103,7 @@ def test_unknown_loss_lists_valid_names():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_textbook_formula(name):
     args, expected = CASES[name]
-    got = L.LOSSES[name](*map(jnp.asarray, args))
+    got = jax.jit(L.LOSSES[name])(*map(jnp.asarray, args))
     assert got.shape == (B,)
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
 
@@ -120,43 +120,52 @@ def _differentiable_args(name):
     return args[:n], args[n:]
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_gradcheck(name):
-    diff, fixed = _differentiable_args(name)
-    fn = L.LOSSES[name]
-    # a random cotangent checks the whole Jacobian, not only the gradient of the sum
-    cot = jnp.asarray(RNG.normal(size=B))
-    gradcheck(lambda d, *f: jnp.sum(cot * fn(*d, *f)), tuple(diff), *fixed).assert_ok(1e-6)
+def _weighted_total(diff_by_name, cotangent):
+    """sum over losses of <cotangent, per-example loss>: one scalar for one check of all."""
+    total = 0.0
+    for name, diff in diff_by_name.items():
+        fixed = [jnp.asarray(a) for a in _differentiable_args(name)[1]]
+        total = total + jnp.sum(cotangent * L.LOSSES[name](*diff, *fixed))
+    return total
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_finite_at_magnitude_1e4(name):
-    diff, fixed = _differentiable_args(name)
-    big = tuple(jnp.asarray(a) / (np.abs(a).max()) * 1e4 for a in diff)
-    fn = L.LOSSES[name]
-    value = fn(*big, *map(jnp.asarray, fixed))
-    grads = jax.grad(lambda d: jnp.sum(fn(*d, *map(jnp.asarray, fixed))))(big)
-    assert np.all(np.isfinite(value))
-    assert all(np.all(np.isfinite(g)) for g in grads)
+def test_gradcheck_every_loss():
+    # one leaf per loss and argument ("['mae'][0]"): a failure names the loss. The random
+    # cotangent checks the whole Jacobian, not only the gradient of the batch sum.
+    diff_by_name = {name: tuple(_differentiable_args(name)[0]) for name in CASES}
+    result = gradcheck(_weighted_total, diff_by_name, jnp.asarray(RNG.normal(size=B)))
+    assert {path.split("]")[0] + "]" for path in result.rel_err} == {f"['{n}']" for n in CASES}
+    result.assert_ok(1e-6)
+
+
+def test_finite_at_magnitude_1e4():
+    big = {
+        name: tuple(a / np.abs(a).max() * 1e4 for a in _differentiable_args(name)[0])
+        for name in CASES
+    }
+    for name, diff in big.items():
+        fixed = [jnp.asarray(a) for a in _differentiable_args(name)[1]]
+        assert np.all(np.isfinite(jax.jit(L.LOSSES[name])(*diff, *fixed))), name
+    grads = jax.jit(jax.grad(_weighted_total))(big, jnp.ones(B))
+    for name, g in grads.items():
+        assert all(np.all(np.isfinite(gi)) for gi in g), name
 
 
 def test_cross_entropy_exact_at_1e4():
     logits = jnp.array([[1e4, -1e4, 0.0], [1e4, 1e4, -1e4]])
     np.testing.assert_allclose(
-        L.softmax_cross_entropy(logits, jnp.array([1, 0])), [2e4, np.log(2)], rtol=1e-6
+        jax.jit(L.softmax_cross_entropy)(logits, jnp.array([1, 0])), [2e4, np.log(2)], rtol=1e-6
     )
     np.testing.assert_allclose(
-        L.binary_cross_entropy(jnp.array([1e4, -1e4, 1e4]), jnp.array([0.0, 0.0, 1.0])),
+        jax.jit(L.binary_cross_entropy)(jnp.array([1e4, -1e4, 1e4]), jnp.array([0.0, 0.0, 1.0])),
         [1e4, 0.0, 0.0],
     )
 
 
 def test_cross_entropy_integer_and_one_hot_labels_agree():
-    one_hot = jax.nn.one_hot(LABELS, K)
-    np.testing.assert_allclose(
-        L.softmax_cross_entropy(LOGITS, one_hot), L.softmax_cross_entropy(LOGITS, LABELS), 1e-6
-    )
-    np.testing.assert_allclose(L.sparsemax_loss(LOGITS, one_hot), L.sparsemax_loss(LOGITS, LABELS))
+    one_hot = np.eye(K, dtype=np.float32)[LABELS]
+    for loss in (jax.jit(L.softmax_cross_entropy), jax.jit(L.sparsemax_loss)):
+        np.testing.assert_allclose(loss(LOGITS, one_hot), loss(LOGITS, LABELS), rtol=1e-6)
 
 
 def test_cross_entropy_rejects_float_class_ids():
@@ -171,18 +180,21 @@ def test_regression_losses_reject_broadcasting_shapes():
 
 def test_sparsemax_loss_properties():
     z = jnp.asarray(LOGITS)
-    loss = L.sparsemax_loss(z, LABELS)
+    loss, grad = jax.jit(
+        jax.vmap(jax.value_and_grad(lambda z, y: L.sparsemax_loss(z[None], y[None])[0]))
+    )(z, LABELS)
     assert np.all(loss >= 0)
-    grad = jax.grad(lambda z: jnp.sum(L.sparsemax_loss(z, LABELS)))(z)
-    np.testing.assert_allclose(grad, sparsemax(z) - jax.nn.one_hot(LABELS, K), atol=1e-6)
+    np.testing.assert_allclose(grad, sparsemax(z) - np.eye(K)[LABELS], atol=1e-6)
     # zero exactly when sparsemax(z) is the one-hot target (a gap of >= 1 to the rest)
-    confident = jnp.array([[2.0, 0.5, -1.0]])
-    assert L.sparsemax_loss(confident, jnp.array([0]))[0] == 0.0
+    confident = jnp.array([[2.0, 0.5, -1.0], [2.0, 1.5, -1.0]])
+    np.testing.assert_array_equal(
+        jax.jit(L.sparsemax_loss)(confident, jnp.array([0, 0])) > 0, [False, True]
+    )
 
 
 def test_zero_one_loss():
     expected = (LOGITS.argmax(-1) != LABELS).astype(np.float32)
-    np.testing.assert_array_equal(L.zero_one_loss(jnp.asarray(LOGITS), LABELS), expected)
+    np.testing.assert_array_equal(jax.jit(L.zero_one_loss)(LOGITS, LABELS), expected)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -194,7 +206,8 @@ def test_reduce_loss_with_weights_and_mask(reduction):
         "sum": 8.0,
         "none": np.array([1.0, 1.0, 6.0, 0.0]),
     }[reduction]
-    np.testing.assert_allclose(L.reduce_loss(per_example, weights, reduction), expected)
+    reduce = jax.jit(L.reduce_loss, static_argnames="reduction")
+    np.testing.assert_allclose(reduce(per_example, weights, reduction), expected)
 
 
 def test_reduce_loss_errors():
@@ -206,7 +219,9 @@ def test_reduce_loss_errors():
 
 def test_contrastive_gradient_finite_for_identical_pair():
     a = jnp.ones((2, D))
-    grads = jax.grad(lambda a, b: jnp.sum(L.contrastive_loss(a, b, jnp.array([0.0, 1.0]))))(a, a)
+    grads = jax.jit(
+        jax.grad(lambda a, b: jnp.sum(L.contrastive_loss(a, b, jnp.array([0.0, 1.0]))))
+    )(a, a)
     assert np.all(np.isfinite(grads))
 
 
@@ -214,7 +229,9 @@ def test_contrastive_gradient_finite_for_identical_pair():
 def multihead():
     model = MultiHeadMLP(trunk_widths=(8,), head_features={"cls": K, "reg": D}, activation="tanh")
     x = jnp.asarray(RNG.normal(size=(B, 4)), jnp.float32)
-    params = model.init(jax.random.PRNGKey(0), x, train=False)["params"]
+    params = jax.jit(model.init, static_argnames="train")(jax.random.PRNGKey(0), x, train=False)[
+        "params"
+    ]
     loss = L.MultiTaskLoss(
         losses={"cls": L.softmax_cross_entropy, "reg": L.squared_error},
         weights={"cls": 1.0, "reg": 0.3},
@@ -225,7 +242,7 @@ def multihead():
 def test_multitask_loss_is_weighted_sum(multihead):
     model, params, x, loss = multihead
     targets = {"cls": LABELS, "reg": TARGET}
-    preds = model.apply({"params": params}, x, train=False)
+    preds = jax.jit(model.apply, static_argnames="train")({"params": params}, x, train=False)
     expected = L.softmax_cross_entropy(preds["cls"], LABELS) + 0.3 * L.squared_error(
         preds["reg"], TARGET
     )
@@ -244,8 +261,8 @@ def test_multihead_shares_trunk_and_gradchecks(multihead):
     gradcheck(objective, params, x, weights).assert_ok(1e-6)
     # the regression loss alone moves the trunk but not the classification head
     reg_only = L.MultiTaskLoss(losses={"reg": L.squared_error}, weights={"reg": 1.0})
-    grads = jax.grad(
-        lambda p: jnp.mean(reg_only(model.apply({"params": p}, x, train=False), targets))
+    grads = jax.jit(
+        jax.grad(lambda p: jnp.mean(reg_only(model.apply({"params": p}, x, train=False), targets)))
     )(params)
     assert np.abs(grads["trunk_0"]["kernel"]).sum() > 0
     assert np.abs(grads["head_cls"]["kernel"]).sum() == 0

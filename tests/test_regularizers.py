@@ -32,11 +32,12 @@ class NormNet(nn.Module):
 @pytest.fixture(scope="module")
 def params():
     x = jnp.ones((2, 5))
-    mlp = MLP(widths=(4,), out_features=3, batch_norm=True).init(
-        jax.random.PRNGKey(0), x, train=False
-    )["params"]
-    norm_net = NormNet().init(jax.random.PRNGKey(1), x, train=False)["params"]
-    return {"mlp": mlp, "norm_net": norm_net}
+
+    def init(key):
+        mlp = MLP(widths=(4,), out_features=3, batch_norm=True).init(key, x, train=False)
+        return {"mlp": mlp["params"], "norm_net": NormNet().init(key, x, train=False)["params"]}
+
+    return jax.device_get(jax.jit(init)(jax.random.PRNGKey(0)))
 
 
 def kernels(params):
@@ -69,19 +70,23 @@ def test_penalties_match_formulas_over_weights_only(params):
     ws = kernels(params)
     l2 = sum((w.astype(np.float64) ** 2).sum() for w in ws)
     l1 = sum(np.abs(w.astype(np.float64)).sum() for w in ws)
-    np.testing.assert_allclose(l2_penalty(params), l2, rtol=1e-6)
-    np.testing.assert_allclose(l1_penalty(params), l1, rtol=1e-6)
-    np.testing.assert_allclose(elastic_net_penalty(params, beta=0.3), 0.3 * l2 + l1, rtol=1e-6)
-    np.testing.assert_allclose(make_penalty("l2", 0.01)(params), 0.01 * l2, rtol=1e-6)
-    np.testing.assert_allclose(
-        make_penalty("elastic_net", 0.1, beta=2.0)(params), 0.1 * (2 * l2 + l1), rtol=1e-6
-    )
+    penalties = jax.jit(
+        lambda p: (
+            l2_penalty(p),
+            l1_penalty(p),
+            elastic_net_penalty(p, beta=0.3),
+            make_penalty("l2", 0.01)(p),
+            make_penalty("elastic_net", 0.1, beta=2.0)(p),
+        )
+    )(params)
+    expected = (l2, l1, 0.3 * l2 + l1, 0.01 * l2, 0.1 * (2 * l2 + l1))
+    np.testing.assert_allclose(penalties, expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(REGULARIZERS))
 def test_penalty_gradient_skips_biases_and_gradchecks(name, params):
     penalty = make_penalty(name, 0.5)
-    grads = jax.grad(penalty)(params)
+    grads = jax.jit(jax.grad(penalty))(params)
     mask = weight_mask(params)
     for g, keep in zip(jax.tree.leaves(grads), jax.tree.leaves(mask), strict=True):
         assert (np.abs(g).sum() > 0) == keep
@@ -92,8 +97,7 @@ def test_decoupled_weight_decay_in_a_chain(params):
     lr, rate = 0.1, 0.01
     tx = optax.chain(decoupled_weight_decay(rate), optax.sgd(lr))
     grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
-    updates, _ = tx.update(grads, tx.init(params), params)
-    new = optax.apply_updates(params, updates)
+    new = jax.jit(lambda p: optax.apply_updates(p, tx.update(grads, tx.init(p), p)[0]))(params)
     mask = weight_mask(params)
     for w, w_new, keep in zip(
         jax.tree.leaves(params), jax.tree.leaves(new), jax.tree.leaves(mask), strict=True
