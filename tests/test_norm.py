@@ -21,9 +21,9 @@ from dlcore.tasks import classification
 EPS = 1e-5
 
 
-def normal(seed: int, shape) -> jax.Array:
+def normal(seed: int, shape) -> np.ndarray:
     """Standard-normal float32 test data from NumPy (no sampler compilation per shape)."""
-    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
 def np_lrn(a, n=5, k=2.0, alpha=1e-4, beta=0.75):

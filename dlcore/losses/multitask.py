@@ -22,6 +22,7 @@ class MultiTaskLoss:
       weights: alpha_k of each task, by the same names.
 
     Example:
+      >>> import jax.numpy as jnp
       >>> from dlcore.losses import softmax_cross_entropy, squared_error
       >>> loss = MultiTaskLoss(
       ...     losses={"digit": softmax_cross_entropy, "size": squared_error},

@@ -24,6 +24,7 @@ class MultiHeadMLP(nn.Module):
       kernel_init, bias_init: names in ``dlcore.initializers.INITIALIZERS``.
 
     Example:
+      >>> import jax.numpy as jnp
       >>> model = MultiHeadMLP(trunk_widths=(16,), head_features={"digit": 10, "size": 1})
       >>> variables = model.init(jax.random.key(0), jnp.ones((4, 8)), train=False)
       >>> {k: v.shape for k, v in model.apply(variables, jnp.ones((4, 8)), train=False).items()}
