@@ -59,12 +59,13 @@ class GradCheckResult:
 
 
 def _host_float64(tree):
-    """Floating leaves to NumPy float64, others to NumPy arrays: host-side, so no per-shape
-    device programs are compiled just to cast the inputs."""
+    """Floating leaves to NumPy float64 on the host (no device program compiled per shape);
+    everything else (integer labels, PRNG keys, static objects) is left as it is."""
 
     def cast(x):
-        x = np.asarray(x)
-        return x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x
+        if isinstance(x, float) or (hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)):
+            return np.asarray(x, np.float64)
+        return x
 
     return jax.tree.map(cast, tree)
 
@@ -109,34 +110,35 @@ def gradcheck(fn: Callable[..., jax.Array], params, *args, eps: float = 1e-6) ->
     theta = np.concatenate([leaf.ravel() for leaf in leaves])
     args64 = _host_float64(args)
 
-    def f(flat, args):
+    def f(flat):
         # unflatten inside the traced function: slicing here costs no eager compilations
         pieces = [
             flat[start:stop].reshape(shape)
             for start, stop, shape in zip(offsets[:-1], offsets[1:], shapes, strict=True)
         ]
-        value = fn(jax.tree.unflatten(treedef, pieces), *args)
+        value = fn(jax.tree.unflatten(treedef, pieces), *args64)
         if jnp.ndim(value) != 0:
             raise ValueError(f"gradcheck fn must return a scalar; got shape {jnp.shape(value)}")
         return value
 
     chunk = min(_CHUNK, theta.size)
 
-    def central_differences(flat, indices, args):
+    def central_differences(flat, indices):
         def one(i):
             step = eps * jax.nn.one_hot(i, flat.size, dtype=flat.dtype)
-            return (f(flat + step, args) - f(flat - step, args)) / (2 * eps)
+            return (f(flat + step) - f(flat - step)) / (2 * eps)
 
         return jax.vmap(one)(indices)
 
     with jax.enable_x64(True):
-        auto = np.asarray(jax.jit(jax.grad(f))(theta, args64))
+        # args enter as closed-over constants, so any pytree (keys, strings) is allowed
+        auto = np.asarray(jax.jit(jax.grad(f))(theta))
         fd_chunks = jax.jit(central_differences)
         # equal-sized chunks (the last one padded) so the vmapped program compiles once
         indices = np.arange(-(-theta.size // chunk) * chunk) % theta.size
         fd = np.concatenate(
             [
-                np.asarray(fd_chunks(theta, indices[start : start + chunk], args64))
+                np.asarray(fd_chunks(theta, indices[start : start + chunk]))
                 for start in range(0, indices.size, chunk)
             ]
         )[: theta.size]

@@ -74,3 +74,12 @@ def test_boundary_errors():
         gradcheck(lambda w: w * 2, jnp.ones(3))
     with pytest.raises(ValueError, match=r"leaf \['n'\] is int32"):
         gradcheck(lambda p: jnp.sum(p["n"]), {"n": jnp.ones(2, jnp.int32)})
+
+
+def test_args_may_hold_keys_and_static_objects():
+    def fn(w, key, mode):
+        noise = jax.random.normal(key, w.shape)
+        return jnp.sum((w + noise) ** 2) if mode == "square" else jnp.sum(w)
+
+    result = gradcheck(fn, jnp.ones(3), jax.random.key(0), "square")
+    assert result.max_rel_err < 1e-8
