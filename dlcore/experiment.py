@@ -62,13 +62,17 @@ def build(
             raise ConfigError(
                 source, [("model", f"missing; the {cfg.task.name} task needs a [model] section")]
             )
-        if cfg.task.name == "regression":
-            out_features = int(data.train.y[0].size)
-        elif data.num_classes is None:
-            raise ConfigError(source, [("task.name", f"{cfg.data.name} has no classes")])
-        else:
-            out_features = data.num_classes
-        model = build_model(cfg.model, out_features)
+        if cfg.task.name != "regression" and data.num_classes is None:
+            raise ConfigError(
+                source, [("task.name", f"{cfg.data.name} has no classes; use the regression task")]
+            )
+        if cfg.task.name == "binary_classification" and data.num_classes != 2:
+            raise ConfigError(
+                source,
+                [("task.name", f"{cfg.data.name} has {data.num_classes} classes; binary needs 2")],
+            )
+        model = build_model(cfg.model, entry.out_features(data))
+
     elif cfg.model is not None:
         raise ConfigError(
             source,

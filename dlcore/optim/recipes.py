@@ -32,6 +32,7 @@ from dlcore.config_base import Section
 from dlcore.optim.freezing import freeze
 from dlcore.optim.plateau import scale_by_plateau
 from dlcore.optim.schedules import ConstantSchedule, ScheduleConfig, build_schedule, find_plateau
+from dlcore.regularizers import weight_mask
 
 Rate = float | optax.Schedule
 Factor = optax.GradientTransformation | None  # applied right after the rate (plateau)
@@ -232,7 +233,9 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "adam": OptimizerEntry(AdamConfig, lambda c, lr, f: adam(lr, c.b1, c.b2, c.eps, lr_factor=f)),
     "adamw": OptimizerEntry(
         AdamWConfig,
-        lambda c, lr, f: adamw(lr, c.b1, c.b2, c.eps, c.weight_decay, lr_factor=f),
+        lambda c, lr, f: adamw(
+            lr, c.b1, c.b2, c.eps, c.weight_decay, lr_factor=f, decay_mask=weight_mask
+        ),
     ),
 }
 
