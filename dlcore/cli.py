@@ -101,7 +101,7 @@ def _train(args, start) -> int:
             file=sys.stderr,
         )
         return stop.exit_code
-    for split in ("val", "test"):
+    for split in ("train", "val", "test"):
         values = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"][split].items())
         print(f"{split}: {values}")
     best = summary["best"]

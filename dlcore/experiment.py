@@ -71,7 +71,10 @@ def build(
                 source,
                 [("task.name", f"{cfg.data.name} has {data.num_classes} classes; binary needs 2")],
             )
-        model = build_model(cfg.model, entry.out_features(data))
+        try:
+            model = build_model(cfg.model, entry.out_features(data))
+        except ValueError as err:
+            raise ConfigError(source, [("model.name", str(err))]) from None
 
     elif cfg.model is not None:
         raise ConfigError(
@@ -85,7 +88,11 @@ def build(
             ],
         )
     optimizer = optimizer or build_optimizer(cfg.optimizer)
-    task = entry.build(cfg.task, model, optimizer, data)
+    try:
+        task = entry.build(cfg.task, model, optimizer, data)
+    except ValueError as err:
+        raise ConfigError(source, [("task", str(err))]) from None
+
     if cfg.optimizer.freeze:
         example = {"x": data.train.x[:1], "y": data.train.y[:1]}
         try:  # shapes only: initializes the chain (which checks patterns) without compute

@@ -3,7 +3,7 @@
 from typing import Literal
 
 import numpy as np
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from dlcore.config_base import Section
 from dlcore.data.dataset import Dataset, Split
@@ -25,6 +25,11 @@ class DigitsConfig(Section):
 
     name: Literal["digits"] = "digits"
     layout: Literal["flat", "image"] = "flat"
+    targets: list[Literal["digit", "parity"]] = Field(
+        default_factory=lambda: ["digit"],
+        min_length=1,
+        description="one target: labels [N]; several (multi-task): columns [N, K]",
+    )
     preprocess: Literal["standardize", "channel_mean", "none"] = "standardize"
 
     @model_validator(mode="after")
@@ -55,4 +60,17 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
         random_state=_SPLIT_SEED,
     )
     splits = [Split(a, b) for a, b in ((x_train, y_train), (x_val, y_val), (x_test, y_test))]
-    return Dataset("digits", *splits, num_classes=10, info={"image_shape": [8, 8]})
+    info = {"image_shape": [8, 8]}
+    if cfg.targets != ["digit"]:
+        classes = {"digit": 10, "parity": 2}
+        info["targets"] = {t: classes[t] for t in cfg.targets}
+        splits = [
+            Split(
+                s.x,
+                np.stack([s.y if t == "digit" else s.y % 2 for t in cfg.targets], axis=1).astype(
+                    np.int32
+                ),
+            )
+            for s in splits
+        ]
+    return Dataset("digits", *splits, num_classes=10, info=info)

@@ -248,10 +248,13 @@ def fit(
         if pending:
             log_window()
         test_chunks = eval_chunks(data.test.x, data.test.y, chunk)
+        train_chunks = eval_chunks(data.train.x, data.train.y, chunk)
         final = {
+            "train": evaluate(compiled, state, train_chunks),
             "val": evaluate(compiled, state, val_chunks),
             "test": evaluate(compiled, state, test_chunks),
         }
+
     for store in (latest, best_store):
         if store is not None:
             store.wait()

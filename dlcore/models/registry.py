@@ -11,6 +11,9 @@ from dlcore.checks import check_choice
 from dlcore.config_base import Section
 from dlcore.initializers import INITIALIZERS
 from dlcore.models.mlp import MLP, MODULE_ACTIVATIONS
+from dlcore.models.multihead import MultiHeadMLP
+
+BIAS_ONLY_INITIALIZERS = ("forget_gate_bias",)
 
 
 class MLPConfig(Section):
@@ -36,8 +39,10 @@ class MLPConfig(Section):
 
     @field_validator("kernel_init", "bias_init")
     @classmethod
-    def _known_initializer(cls, value: str) -> str:
+    def _known_initializer(cls, value: str, info) -> str:
         check_choice(value, INITIALIZERS, "initializer")
+        if info.field_name == "kernel_init" and value in BIAS_ONLY_INITIALIZERS:
+            raise ValueError(f"{value} initializes bias vectors; use it as bias_init")
         return value
 
     @model_validator(mode="after")
@@ -63,6 +68,35 @@ def _linear(cfg: LinearConfig, out_features: int) -> nn.Module:
     return MLP(widths=(), out_features=out_features)
 
 
+class MultiHeadMLPConfig(Section):
+    """A shared MLP trunk and one linear head per target (multi-task learning)."""
+
+    name: Literal["multihead_mlp"] = "multihead_mlp"
+    trunk_widths: list[PositiveInt] = Field(default_factory=lambda: [128])
+    activation: str = "relu"
+    kernel_init: str = "lecun_normal"
+    bias_init: str = "zeros"
+
+    _known_activation = field_validator("activation")(
+        classmethod(lambda cls, v: (check_choice(v, ACTIVATIONS, "activation"), v)[1])
+    )
+    _known_initializer = field_validator("kernel_init", "bias_init")(
+        classmethod(lambda cls, v: (check_choice(v, INITIALIZERS, "initializer"), v)[1])
+    )
+
+
+def _multihead(cfg: MultiHeadMLPConfig, out_features) -> nn.Module:
+    if not isinstance(out_features, dict) or not out_features:
+        raise ValueError("multihead_mlp needs a multi-target data set and the multitask task")
+    return MultiHeadMLP(
+        trunk_widths=tuple(cfg.trunk_widths),
+        head_features=out_features,
+        activation=cfg.activation,
+        kernel_init=cfg.kernel_init,
+        bias_init=cfg.bias_init,
+    )
+
+
 class ModelEntry(NamedTuple):
     config: type[Section]
     build: Callable[..., nn.Module]  # (config, out_features) -> module
@@ -72,6 +106,9 @@ class ModelEntry(NamedTuple):
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(MLPConfig, _mlp, "multi-layer perceptron (dropout, batch norm)"),
     "linear": ModelEntry(LinearConfig, _linear, "one dense layer (logistic regression, SVM)"),
+    "multihead_mlp": ModelEntry(
+        MultiHeadMLPConfig, _multihead, "shared trunk, one head per target (multi-task)"
+    ),
 }
 
 

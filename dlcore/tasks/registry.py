@@ -11,6 +11,7 @@ from dlcore.config_base import Section
 from dlcore.data import Dataset
 from dlcore.regularizers import make_penalty
 from dlcore.tasks.base import Task
+from dlcore.tasks.multitask import multitask_classification
 from dlcore.tasks.perceptron import PerceptronTask
 from dlcore.tasks.supervised import (
     CLASSIFICATION_LOSSES,
@@ -62,6 +63,16 @@ class RegressionConfig(_Penalized):
     loss: Literal[tuple(REGRESSION_LOSSES)] = "squared_error"  # type: ignore[valid-type]
 
 
+class MultitaskConfig(_Penalized):
+    """One softmax cross-entropy per target of the data, L = sum_k weights[k] CE_k, over a
+    shared-trunk multi-head model (``[model] name = "multihead_mlp"``)."""
+
+    name: Literal["multitask"] = "multitask"
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="alpha per target name (default 1.0 each)"
+    )
+
+
 class PerceptronConfig(Section):
     """Rosenblatt's perceptron (binary, or multi-class with a joint feature map)."""
 
@@ -91,6 +102,17 @@ def _regression(cfg, model, optimizer, data):
     return regression(model, optimizer, loss=cfg.loss, penalty=cfg.make_penalty())
 
 
+def _multitask(cfg, model, optimizer, data):
+    targets = list(data.info.get("targets", {}))
+    unknown = sorted(set(cfg.weights) - set(targets))
+    if unknown:
+        raise ValueError(
+            f"weights name targets {unknown} that the data does not have; its targets are {targets}"
+        )
+    weights = {t: cfg.weights.get(t, 1.0) for t in targets}
+    return multitask_classification(model, optimizer, targets, weights, cfg.make_penalty())
+
+
 def _perceptron(cfg, model, optimizer, data):
     return PerceptronTask(data.num_classes, multiclass=cfg.multiclass, bias=cfg.bias)
 
@@ -116,6 +138,13 @@ TASKS: dict[str, TaskEntry] = {
         True,
         lambda d: int(d.train.y[0].size),
         "real targets (squared error...)",
+    ),
+    "multitask": TaskEntry(
+        MultitaskConfig,
+        _multitask,
+        True,
+        lambda d: d.info.get("targets", {}),
+        "several classification targets, one head and loss each",
     ),
     "perceptron": TaskEntry(
         PerceptronConfig,

@@ -1,0 +1,183 @@
+"""Every name a config can select builds and trains: one table over all registries.
+
+A registry entry missing from these tables fails ``test_tables_cover_every_registry``, so a
+new activation, loss, model or optimizer cannot ship without being exercised here.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+from dlcore.activations import ACTIVATIONS
+from dlcore.config_loading import validate
+from dlcore.data import DATASETS
+from dlcore.experiment import build
+from dlcore.initializers import INITIALIZERS
+from dlcore.models import MODELS
+from dlcore.models.mlp import MODULE_ACTIVATIONS
+from dlcore.models.registry import BIAS_ONLY_INITIALIZERS
+from dlcore.optim import OPTIMIZERS
+from dlcore.tasks.registry import TASKS
+
+TINY_DATA = {
+    "xor": {"name": "xor", "n_samples": 60},
+    "spirals": {"name": "spirals", "classes": 3, "n_per_class": 20},
+    "blobs": {"name": "blobs", "n_samples": 60},
+    "digits": {"name": "digits"},
+    "random": {"name": "random", "n_samples": 60, "dim": 5, "classes": 3},
+    "line": {"name": "line", "n_samples": 60},
+}
+MLP = {"name": "mlp", "widths": [4]}
+# (label, data, model, task) covering every model and task entry
+PROGRAMS = {
+    "mlp/classification": ("xor", MLP, {"name": "classification"}),
+    "linear/multiclass_hinge+l2": (
+        "spirals",
+        {"name": "linear"},
+        {
+            "name": "classification",
+            "loss": "multiclass_hinge",
+            "penalty": "l2",
+            "penalty_strength": 1e-3,
+        },
+    ),
+    "mlp/sparsemax_loss+l1": (
+        "spirals",
+        MLP,
+        {
+            "name": "classification",
+            "loss": "sparsemax_loss",
+            "penalty": "l1",
+            "penalty_strength": 1e-3,
+        },
+    ),
+    "linear/binary_cross_entropy+elastic_net": (
+        "blobs",
+        {"name": "linear"},
+        {"name": "binary_classification", "penalty": "elastic_net", "penalty_strength": 1e-3},
+    ),
+    "linear/binary_hinge": (
+        "blobs",
+        {"name": "linear"},
+        {"name": "binary_classification", "loss": "binary_hinge"},
+    ),
+    "mlp/regression_mse": ("line", MLP, {"name": "regression", "loss": "mse"}),
+    "mlp/regression_mae": ("line", MLP, {"name": "regression", "loss": "mae"}),
+    "linear/regression": ("line", {"name": "linear"}, {"name": "regression"}),
+    "multihead_mlp/multitask": (
+        {"name": "digits", "targets": ["digit", "parity"]},
+        {"name": "multihead_mlp", "trunk_widths": [4]},
+        {"name": "multitask"},
+    ),
+    "perceptron": ("blobs", None, {"name": "perceptron"}),
+}
+MLP_VARIANTS = {
+    **{f"activation={a}": {"activation": a} for a in (*ACTIVATIONS, *MODULE_ACTIVATIONS)},
+    **{
+        f"kernel_init={i}": {"kernel_init": i}
+        for i in INITIALIZERS
+        if i not in BIAS_ONLY_INITIALIZERS
+    },
+    **{f"bias_init={i}": {"bias_init": i} for i in BIAS_ONLY_INITIALIZERS},
+    "norm=batch": {"norm": "batch"},
+    "norm=layer": {"norm": "layer"},
+    "dropout=inverted": {"dropout": 0.3},
+    "dropout=classic": {"dropout": 0.3, "dropout_mode": "classic"},
+    "dropconnect": {"dropconnect": 0.3},
+    "weight_noise": {"weight_noise": 0.05},
+    "bias_init=ones": {"bias_init": "ones"},
+}
+
+
+def one_step(raw):
+    cfg = validate(raw, "t")
+    data, task = build(cfg, "t")
+    batch = {"x": data.train.x[:8], "y": data.train.y[:8]}
+    state = task.init(jax.random.PRNGKey(0), batch)
+    state, sums = jax.jit(task.train_step)(state, batch)
+    metrics = jax.jit(task.eval_step)(state, {**batch, "mask": np.ones(8, np.float32)})
+    return state, sums, metrics
+
+
+def assert_finite(tree):
+    for leaf in jax.tree.leaves(tree):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+
+
+@pytest.mark.parametrize("label", sorted(PROGRAMS))
+def test_every_model_and_task_trains_one_step(label):
+    data, model, task = PROGRAMS[label]
+    raw = {
+        "data": TINY_DATA[data] if isinstance(data, str) else data,
+        "task": task,
+        "train": {"batch_size": 8},
+    }
+    if model is not None:
+        raw["model"] = model
+    state, sums, metrics = one_step(raw)
+    assert int(state.step) == 1 and float(sums["count"]) == 8
+    assert_finite((state.params, sums, metrics))
+
+
+@pytest.mark.parametrize("label", sorted(MLP_VARIANTS))
+def test_every_mlp_option_trains_one_step(label):
+    state, sums, _ = one_step(
+        {
+            "data": TINY_DATA["xor"],
+            "model": {**MLP, **MLP_VARIANTS[label]},
+            "train": {"batch_size": 8},
+        }
+    )
+    assert_finite((state.params, sums))
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_optimizer_trains_one_step(optimizer):
+    state, sums, _ = one_step(
+        {
+            "data": TINY_DATA["xor"],
+            "model": MLP,
+            "optimizer": {"name": optimizer},
+            "train": {"batch_size": 8},
+        }
+    )
+    assert_finite((state.params, sums))
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_data_set_builds_with_its_preprocessing(name):
+    task = {"name": "regression"} if name == "line" else {"name": "classification"}
+    for preprocess in ("none", "standardize"):
+        raw = {"data": {**TINY_DATA[name], "preprocess": preprocess}, "model": MLP, "task": task}
+        data, _ = build(validate(raw, "t"), "t")
+        if preprocess == "standardize":
+            varying = data.train.x.std(axis=0) > 0
+            np.testing.assert_allclose(data.train.x.mean(axis=0), 0.0, atol=1e-4)
+            np.testing.assert_allclose(data.train.x.std(axis=0)[varying], 1.0, rtol=1e-3)
+
+
+def test_tables_cover_every_registry():
+    programs = set()
+    for _, model, task in PROGRAMS.values():
+        programs.add(task["name"])
+        programs.add(model["name"] if model else "perceptron")
+    assert set(TASKS) <= programs and set(MODELS) <= programs
+    covered = {v.get("activation") for v in MLP_VARIANTS.values()}
+    assert set(ACTIVATIONS) | set(MODULE_ACTIVATIONS) <= covered
+    inits = {v.get("kernel_init") for v in MLP_VARIANTS.values()}
+    inits |= {v.get("bias_init") for v in MLP_VARIANTS.values()}
+    assert set(INITIALIZERS) <= inits
+    assert set(DATASETS) == set(TINY_DATA)
+
+
+def test_a_bias_initializer_as_kernel_init_is_a_config_error():
+    from dlcore.config_loading import ConfigError
+
+    with pytest.raises(
+        ConfigError,
+        match="t: model.kernel_init: forget_gate_bias initializes "
+        "bias vectors; use it as bias_init",
+    ):
+        validate(
+            {"data": TINY_DATA["xor"], "model": {**MLP, "kernel_init": "forget_gate_bias"}}, "t"
+        )
