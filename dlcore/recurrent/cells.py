@@ -76,10 +76,12 @@ def peephole_lstm_step(
     a_Bx4H = xp_Bx4H + _recurrent_input(carry["h"], h_keep_BxH) @ rec["recurrent_kernel"]
     a_i, a_f, a_g, a_o = jnp.split(a_Bx4H, 4, axis=-1)
     c_prev_BxH = carry["c"]
-    i_BxH = jax.nn.sigmoid(a_i + rec["peephole_i"] * c_prev_BxH)
-    f_BxH = jax.nn.sigmoid(a_f + rec["peephole_f"] * c_prev_BxH)
+    # Peepholes are diagonal weights [H]; lift them to [1, H] (rank promotion is an error).
+    p_i, p_f, p_o = (rec[k][None, :] for k in ("peephole_i", "peephole_f", "peephole_o"))
+    i_BxH = jax.nn.sigmoid(a_i + p_i * c_prev_BxH)
+    f_BxH = jax.nn.sigmoid(a_f + p_f * c_prev_BxH)
     c_BxH = f_BxH * c_prev_BxH + i_BxH * jnp.tanh(a_g)
-    o_BxH = jax.nn.sigmoid(a_o + rec["peephole_o"] * c_BxH)
+    o_BxH = jax.nn.sigmoid(a_o + p_o * c_BxH)
     h_BxH = o_BxH * jnp.tanh(c_BxH)
     return {"c": c_BxH, "h": h_BxH}, h_BxH
 

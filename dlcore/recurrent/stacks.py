@@ -134,7 +134,9 @@ class StackedRNN(nn.Module):
             return None
         keep = 1.0 - self.recurrent_dropout
         bits = jax.random.bernoulli(self.make_rng("dropout"), keep, (batch, self.features))
-        return bits.astype(jnp.float32) / keep
+        h_keep_BxH = bits.astype(jnp.float32) / keep
+        self.sow("intermediates", "h_keep", h_keep_BxH)  # lets tests and users inspect masks
+        return h_keep_BxH
 
     @nn.compact
     def __call__(
