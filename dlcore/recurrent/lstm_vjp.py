@@ -102,7 +102,7 @@ def _lstm_fn(has_mask: bool, has_keep: bool, remat: bool):
         # Carries entering each step: c_{t-1}, h_{t-1} (frozen values on padded steps).
         c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
         h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-        h_in = h_prev * keep if has_keep else h_prev  # [T, B, H]
+        h_in = h_prev * keep[None] if has_keep else h_prev  # [T, B, H]
         u_t = u.T
 
         def body(carry, inputs):

@@ -109,6 +109,7 @@ class RNN(nn.Module):
         outputs = y_BxTxH if self.return_sequences else final_carry["h"]
         return (final_carry, outputs) if self.return_carry else outputs
 
+    @nn.compact  # the learned initial carry's parameters are created here
     def run(
         self,
         x_BxTxD: jax.Array,
