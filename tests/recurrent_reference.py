@@ -4,6 +4,8 @@ Written from the papers' equations, independently of dlcore's packed-gate code: 
 gets its own slice of the packed parameters and its own line.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,10 +80,11 @@ def np_run(name, params, x_TxD, carry=None):
 def randomize(tree, seed=0, scale=0.5):
     """Every leaf replaced by float64 N(0, scale²) draws, so no parameter sits at its init.
 
-    Call inside ``jax.enable_x64(True)``. NumPy draws: no per-shape compilation.
+    NumPy draws: no initializer to compile. float64 inside ``jax.enable_x64(True)``.
     """
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda leaf: jnp.asarray(scale * rng.normal(size=leaf.shape)), tree)
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)  # float32 outside enable_x64
+    return jax.tree.map(lambda leaf: jnp.asarray(scale * rng.normal(size=leaf.shape), dtype), tree)
 
 
 def random_params(module, *args, seed=0, scale=0.5, **kwargs):
@@ -89,5 +92,6 @@ def random_params(module, *args, seed=0, scale=0.5, **kwargs):
 
     Uses ``jax.eval_shape`` so no initializer is compiled or run.
     """
-    shapes = jax.eval_shape(module.init, jax.random.key(0), *args, **kwargs)["params"]
+    init = functools.partial(module.init, **kwargs)  # keyword options such as train stay static
+    shapes = jax.eval_shape(init, jax.random.key(0), *args)["params"]
     return randomize(shapes, seed, scale)
