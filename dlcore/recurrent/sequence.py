@@ -161,9 +161,7 @@ class RNN(nn.Module):
         mask_TxB = None if lengths is None else lengths_to_mask(lengths, steps).T
         delta_TxBxH = None if h_delta is None else jnp.swapaxes(h_delta, 0, 1)
 
-        use_vjp = self.impl == "custom_vjp" or (
-            self.impl == "auto" and is_lstm and h_delta is None and self.unroll == 1
-        )
+        use_vjp = self.impl == "custom_vjp" or (self.impl == "auto" and is_lstm and h_delta is None)
         if use_vjp and h_delta is None:
             carry, y_TxBxH = lstm_scan_vjp(
                 self.cell.recurrent_params()["recurrent_kernel"],
@@ -172,6 +170,7 @@ class RNN(nn.Module):
                 mask_TxB=mask_TxB,
                 h_keep_BxH=h_keep,
                 remat=self.remat,
+                unroll=self.unroll,
             )
         else:
             carry, y_TxBxH = scan_cell(
