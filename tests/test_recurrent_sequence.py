@@ -85,7 +85,7 @@ def test_reverse_within_lengths_keeps_padding_in_place_and_is_an_involution():
     np.testing.assert_array_equal(reverse_within_lengths(got, jnp.array([3, 5])), x)
 
 
-@pytest.mark.parametrize("reverse,padded", [(False, True), (True, True), (False, False)])
+@pytest.mark.parametrize("reverse,padded", [(True, True), (False, False)])
 def test_custom_vjp_equals_autodiff_of_plain_scan(reverse, padded):
     """Hand-written LSTM backward == autodiff through lax.scan, float64, tight."""
     keep = jnp.asarray(np.random.default_rng(3).integers(0, 2, size=(B, H)) / 0.5)
