@@ -156,8 +156,15 @@ class RNN(nn.Module):
                 h_delta = reverse_within_lengths(h_delta, lengths)
         # Project once in time-major order: the [T, B, G*H] result is what scan slices.
         xp_TxBxG = self.cell.project(jnp.swapaxes(x_BxTxD, 0, 1))
-        carry = self._initial_carry(batch, xp_TxBxG.dtype) if carry is None else carry
-        self._check_carry(carry, batch)
+        # Built even when a carry is given, so that a learned initial carry's parameters exist
+        # whichever way the layer was first called.
+        default_carry = self._initial_carry(batch, xp_TxBxG.dtype)
+        if carry is None:
+            carry = default_carry
+        else:
+            self._check_carry(carry, batch)
+            # The scan needs one carry dtype in and out: compute in the projection's dtype.
+            carry = jax.tree.map(lambda c: c.astype(xp_TxBxG.dtype), carry)
         mask_TxB = None if lengths is None else lengths_to_mask(lengths, steps).T
         delta_TxBxH = None if h_delta is None else jnp.swapaxes(h_delta, 0, 1)
 
