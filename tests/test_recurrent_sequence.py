@@ -202,6 +202,10 @@ def test_boundary_errors_are_one_line_and_name_the_argument():
         with pytest.raises(ValueError, match=msg):
             inputs = kw.pop("x", x)
             jax.eval_shape(functools.partial(rnn.apply, **kw), v, inputs)
+    with pytest.raises(ValueError, match=r"h_keep must be \[B, H\] = \(3, 4\); got \(3, 5\)"):
+        jax.eval_shape(
+            functools.partial(rnn.apply, method="run", h_keep=jnp.ones((B, H + 1))), v, x
+        )
     gru = RNN(make_cell("gru", H), impl="custom_vjp")
     with pytest.raises(ValueError, match="impl='custom_vjp' supports LSTMCell only; got GRUCell"):
         jax.eval_shape(gru.init, jax.random.key(0), x)

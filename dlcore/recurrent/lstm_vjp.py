@@ -49,6 +49,12 @@ def lstm_scan_vjp(
 
     Returns:
       ``(final_carry, y_TxBxH)``.
+
+    Example:
+      >>> u = jnp.zeros((8, 32))
+      >>> carry = {"c": jnp.zeros((2, 8)), "h": jnp.zeros((2, 8))}
+      >>> lstm_scan_vjp(u, carry, jnp.ones((5, 2, 32)))[1].shape
+      (5, 2, 8)
     """
     fn = _lstm_fn(mask_TxB is not None, h_keep_BxH is not None, remat, unroll)
     dtype = xp_TxBx4H.dtype
