@@ -154,8 +154,10 @@ class RNN(nn.Module):
             x_BxTxD = reverse_within_lengths(x_BxTxD, lengths)
             if h_delta is not None:
                 h_delta = reverse_within_lengths(h_delta, lengths)
-        # Project once in time-major order: the [T, B, G*H] result is what scan slices.
-        xp_TxBxG = self.cell.project(jnp.swapaxes(x_BxTxD, 0, 1))
+        # Project once in time-major order: the [T, B, G*H] result is what scan slices. As a
+        # 2-D [T·B, D] matmul its weight gradient is one plain GEMM too.
+        x_TBxD = jnp.swapaxes(x_BxTxD, 0, 1).reshape(steps * batch, -1)
+        xp_TxBxG = self.cell.project(x_TBxD).reshape(steps, batch, -1)
         # Built even when a carry is given, so that a learned initial carry's parameters exist
         # whichever way the layer was first called.
         default_carry = self._initial_carry(batch, xp_TxBxG.dtype)
