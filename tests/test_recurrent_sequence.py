@@ -147,6 +147,15 @@ def test_step_compiles_once_and_time_is_not_unrolled_in_python():
     assert n_eqns(5) == n_eqns(50)  # the program does not grow with T
 
 
+def test_auto_impl_picks_the_custom_vjp_for_the_plain_lstm_only():
+    x = jnp.ones((B, T, D))
+    for cell, want in ((LSTMCell(H), True), (make_cell("peephole_lstm", H), False)):
+        rnn = RNN(cell)
+        params = random_params(rnn, x)
+        jaxpr = str(jax.make_jaxpr(rnn.apply)({"params": params}, x))
+        assert ("custom_vjp_call" in jaxpr) == want
+
+
 def test_final_outputs_carry_passing_and_mask_argument():
     with jax.enable_x64(True):
         rnn, params, x = _setup("gru", seed=8, return_carry=True)
