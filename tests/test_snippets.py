@@ -34,3 +34,10 @@ def test_keras_mlp_has_the_snippets_architecture_and_trains():
     assert cfg.optimizer.name == "nesterov" and cfg.model.dropout == 0.5
     assert np.isfinite(result.final["test"]["loss"])
     assert int(result.state.step) == 20 * (700 // 128)
+
+
+def test_theano_logistic_regression_memorizes_its_training_set():
+    cfg, result = train("theano_logreg")
+    assert cfg.task.penalty == "l2" and cfg.task.penalty_strength == 0.01
+    assert result.final["train"]["accuracy"] == 1.0
+    assert result.state.params["Dense_0"]["kernel"].shape == (784, 1)
