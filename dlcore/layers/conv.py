@@ -1,9 +1,10 @@
 """2-D convolution (NHWC, HWIO) with two lowerings: XLA's convolution, or patches + one GEMM.
 
-Both compute the same cross-correlation; they differ only in which XLA ops run it. XLA's CPU
-convolution is slow for the small-channel convolutions of LeNet-style networks, while
-laying the input patches out as rows and calling one matrix product hits the BLAS GEMM. On an
-accelerator XLA's convolution is the right choice.
+Both compute the same cross-correlation; they differ only in which XLA ops run it. The GEMM
+lowering lays the input patches out as rows (im2col) and calls one matrix product, the way the
+lectures and ``benchmarks.numpy_ref.conv`` do it; it materializes KH*KW times the input. Which
+one is faster depends on the machine and its load (measurements in :class:`Conv2D`), so
+``impl='auto'`` reads a small per-backend table, :data:`AUTO_LOWERING`.
 """
 
 from collections.abc import Callable, Sequence
@@ -98,14 +99,18 @@ LOWERINGS: dict[str, Callable[[jax.Array, jax.Array, int, Pads], jax.Array]] = {
     "xla": conv2d_xla,
 }
 CONV_IMPLS = ("auto", *LOWERINGS)
+# What impl='auto' picks per jax backend, from the LeNet-5 measurements in Conv2D's docstring:
+# on this project's shared 2-core CPU XLA's convolution won every run; other backends default
+# to XLA's convolution (cuDNN on GPU), which does not materialize the KH*KW-fold patches.
+AUTO_LOWERING: dict[str, str] = {"cpu": "xla", "gpu": "xla", "cuda": "xla"}
 
 
 def resolve_impl(impl: str) -> str:
-    """``'auto'`` -> ``'gemm'`` on CPU, ``'xla'`` on any other backend; others pass through."""
+    """``'auto'`` -> :data:`AUTO_LOWERING` for ``jax.default_backend()`` (else ``'xla'``)."""
     check_choice(impl, CONV_IMPLS, "conv impl")
     if impl != "auto":
         return impl
-    return "gemm" if jax.default_backend() == "cpu" else "xla"
+    return AUTO_LOWERING.get(jax.default_backend(), "xla")
 
 
 def conv2d(
@@ -171,11 +176,22 @@ class Conv2D(nn.Module):
 
     y = conv2d(x, W) + b  (see :func:`conv2d` for the equation and the lowerings).
 
-    ``impl='auto'`` uses patches + one GEMM on CPU and XLA's convolution elsewhere. Measured on
-    the 2-core CPU this project runs on (one LeNet-5 training step with Adam, B = 128, float32,
-    ``python -m benchmarks cnn``, machine loaded by other jobs): see README "## Performance"
-    and the numbers quoted here:
-    GEMM lowering {GEMM_MS} ms/step, XLA convolution {XLA_MS} ms/step.
+    ``impl='auto'`` picks XLA's convolution on CPU and GPU (:data:`AUTO_LOWERING`). LeNet-5,
+    B = 128, float32, median (min) ms, GEMM lowering vs XLA convolution for both conv layers:
+
+    - this project's machine (AMD EPYC, 2 cores shared by four engineers, load average 5-7,
+      jax 0.10.2), whole dlcore train step with Adam, ``python -m benchmarks cnn attention``:
+      108 (95.6) vs 58.6 (57.0), XLA 1.84x faster; an earlier run 152 (98.5) vs 67.9 (56.0).
+      A loss-and-gradient A/B of every mix gave the same order (GEMM also loses on conv1).
+    - an idle x86 host (the H100 machine's CPU) limited to 2 cores with ``taskset``,
+      jax 0.11.2, loss and gradient only: 14.7 (13.3) vs 17.7 (15.5), GEMM 1.20x faster, all of
+      it from conv1 (one input channel): GEMM conv1 + XLA conv2 took 14.9 (13.1). With its 16
+      cores: 7.5 vs 7.6, the GEMM-conv1 mix 6.1.
+    - the H100 GPU (jax 0.11.2, launch-bound at this size): 0.13 vs 0.23.
+
+    So the GEMM lowering wins on an idle CPU but loses on the loaded one this project runs on,
+    where the KH*KW-fold patch array meets contended memory bandwidth; ``impl='gemm'`` stays
+    available for machines where it wins.
 
     Attributes:
       features: output channels F.
