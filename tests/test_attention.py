@@ -43,9 +43,9 @@ def grads_of(params, q, k, v, g, mask=None):
             ctx, _ = additive_attention(p, q, k, v, mask)
             return jnp.sum(ctx * g)
 
-        ctx, alpha = additive_attention(params, q, k, v, mask)
+        ctx, alpha = jax.jit(additive_attention)(params, q, k, v, mask)
         assert ctx.dtype == jnp.float64
-        grads = jax.grad(f, argnums=(0, 1, 2, 3))(params, q, k, v)
+        grads = jax.jit(jax.grad(f, argnums=(0, 1, 2, 3)))(params, q, k, v)
     return ctx, alpha, grads
 
 
@@ -106,11 +106,11 @@ def test_all_masked_row_gives_zero_context_and_finite_gradients(case):
 def test_module_holds_the_baseline_parameters(case):
     params, q, k, v, _ = case
     layer = AdditiveAttention(features=5)
-    variables = layer.init(jax.random.key(0), q, k, v)
+    variables = jax.eval_shape(layer.init, jax.random.key(0), q, k, v)
     shapes = jax.tree.map(jnp.shape, variables["params"])
     assert shapes == {"Wq": (4, 5), "Wk": (3, 5), "b": (5,), "w": (5,)}
     with jax.enable_x64(True):
-        ctx, _ = layer.apply({"params": params}, q, k, v)
+        ctx, _ = jax.jit(layer.apply)({"params": params}, q, k, v)
     ctx_np, _, _ = np_attn.forward(params, q, k, v)
     assert rel_err(ctx, ctx_np) <= TOL
 
