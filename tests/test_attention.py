@@ -131,3 +131,14 @@ def test_mismatched_shapes_give_one_line_errors(case, shapes, message):
     with pytest.raises(ValueError, match=message) as info:
         additive_attention(params, q, k, v, mask)
     assert "\n" not in str(info.value)
+
+
+def test_benchmark_slot_trains_the_dlcore_layer():
+    from benchmarks import suite_attention
+
+    rng = np.random.default_rng(1)
+    q, k, v, target = (rng.standard_normal(s, dtype=np.float32) for s in [(2, 3, 4)] * 4)
+    cand = suite_attention.dlcore_attention(q, k, v, target, features=5)
+    assert cand.step is not None, cand.note
+    losses = [float(cand.step()["loss"]) for _ in range(3)]
+    assert losses[2] < losses[0]  # Adam steps on the same batch reduce the loss

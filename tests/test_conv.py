@@ -12,6 +12,7 @@ import pytest
 from jax.test_util import check_grads
 
 from benchmarks.numpy_ref import conv as np_conv
+from dlcore.config_loading import ConfigError, load_config
 from dlcore.layers.conv import Conv2D, conv2d, conv_pads
 from dlcore.layers.pooling import avg_pool, max_pool
 from dlcore.losses import softmax_cross_entropy
@@ -219,6 +220,16 @@ def test_lenet5_is_registered_and_built_from_config():
         entry.config(conv_impl="fft")
 
 
+def test_lenet5_experiment_section_is_validated(tmp_path):
+    text = 'name = "t"\n[data]\nname = "xor"\n[model]\nname = "lenet5"\nconv_impl = "{}"\n'
+    (tmp_path / "good.toml").write_text(text.format("gemm"))
+    model = load_config(tmp_path / "good.toml").model
+    assert (model.name, model.conv_impl, model.image_size) == ("lenet5", "gemm", 28)
+    (tmp_path / "bad.toml").write_text(text.format("fft"))
+    with pytest.raises(ConfigError, match="model.conv_impl: unknown conv impl 'fft'"):
+        load_config(tmp_path / "bad.toml")
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -252,3 +263,18 @@ def test_bad_arguments_give_one_line_errors(make, message):
     with pytest.raises(ValueError, match=message) as info:
         make()
     assert "\n" not in str(info.value)
+
+
+def test_benchmark_slot_builds_a_dlcore_lenet5_step():
+    from benchmarks import suite_cnn
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 2).astype(np.int32)
+    auto, other = suite_cnn.conv_lowerings()
+    assert {auto, other} == set(IMPLS)
+    # impl="xla": the gemm LeNet already compiles in test_lenet5_loss_and_gradients_match_numpy
+    cand = suite_cnn.dlcore_lenet5(x, y, "xla", name="dlcore conv=xla")
+    assert cand.step is not None, cand.note
+    assert cand.name == "dlcore conv=xla" and cand.compile.compile_s > 0
+    assert np.isfinite(float(cand.step()["loss"]))
