@@ -36,12 +36,16 @@ def pure_jax_candidate(loss_fn: Callable, params: dict, *batch) -> Candidate:
     return Candidate("pure JAX", carry_stepper(compiled, carry, *batch), compile=stats)
 
 
-def dlcore_task_candidate(task, rng: jax.Array, batch: dict) -> Candidate:
-    """A dlcore task's ``train_step`` jitted with the state donated, as the engine runs it."""
-    batch = {k: jnp.asarray(v) for k, v in batch.items()}
+def dlcore_task_candidate(task, rng: jax.Array, batch: dict, name: str = "dlcore") -> Candidate:
+    """A dlcore task's ``train_step`` jitted with the state donated, as the engine runs it.
+
+    ``batch`` may nest (e.g. ``{"x": {"q": ..., "k": ...}, "y": ...}``); every leaf becomes a
+    JAX array.
+    """
+    batch = jax.tree.map(jnp.asarray, batch)
     state = task.init(rng, batch)
     compiled, stats = lower_and_compile(task.train_step, state, batch, donate_argnums=0)
-    return Candidate("dlcore", carry_stepper(compiled, state, batch), compile=stats)
+    return Candidate(name, carry_stepper(compiled, state, batch), compile=stats)
 
 
 def torch_candidate(builder: Callable, *args) -> Candidate:

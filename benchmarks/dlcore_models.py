@@ -3,6 +3,10 @@
 The char-LM is ``dlcore.recurrent.RNN(LSTMCell)`` followed by a dense read-out, trained with
 ``dlcore.classification`` (per-token cross-entropy: the task's loss and metrics work on
 ``[B, T, V]`` logits and ``[B, T]`` labels). It is built only when ``dlcore.recurrent`` exists.
+
+The attention layer is ``dlcore.layers.AdditiveAttention`` trained with ``dlcore.regression``
+(half squared error per example, averaged over the batch: L = 1/(2B) ||ctx - target||^2, the
+loss of the NumPy and pure-JAX references) on batches ``{"x": {"q", "k", "v"}, "y": target}``.
 """
 
 import flax.linen as nn
@@ -30,3 +34,22 @@ def char_lm_task(hidden: int, vocab: int, remat: bool = False, lr: float = 1e-3)
             return nn.Dense(vocab)(h_BxTxH)
 
     return dlcore.classification(CharLSTM(), optax.adam(lr))
+
+
+def attention_task(features: int, lr: float = 1e-3):
+    """A dlcore task fitting one additive attention layer's contexts to a target.
+
+    Raises:
+      ImportError: if ``dlcore.layers.attention`` is not there.
+    """
+    if not dlcore_has("dlcore.layers.attention"):
+        raise ImportError("dlcore.layers.attention is not merged yet")
+    from dlcore.layers.attention import AdditiveAttention
+
+    class AttentionLayer(nn.Module):
+        @nn.compact
+        def __call__(self, x: dict, *, train: bool) -> jax.Array:
+            ctx_BxTqxE, _ = AdditiveAttention(features)(x["q"], x["k"], x["v"])
+            return ctx_BxTqxE
+
+    return dlcore.regression(AttentionLayer(), optax.adam(lr))

@@ -1,12 +1,25 @@
-"""LeNet-5 on 28x28x1 at B = 128 with Adam: pure JAX vs NumPy vs torch, and a dlcore slot."""
+"""LeNet-5 on 28x28x1 at B = 128 with Adam: dlcore (both conv lowerings), pure JAX, NumPy, torch.
 
+dlcore is measured twice in the same interleaved pass: ``"dlcore"`` with ``conv_impl="auto"``
+(the lowering a user gets by default on this backend) and ``"dlcore conv=<other>"`` with the
+other lowering forced, so the table shows which one wins here. Every row's config carries a
+``conv`` entry naming how its convolutions run.
+"""
+
+import jax
 import numpy as np
+import optax
 
 import dlcore
 from benchmarks import jax_ref, numpy_ref, torch_ref
-from benchmarks.candidates import numpy_candidate, pure_jax_candidate, torch_candidate
+from benchmarks.candidates import (
+    dlcore_task_candidate,
+    numpy_candidate,
+    pure_jax_candidate,
+    torch_candidate,
+)
 from benchmarks.records import Settings, rows_for
-from benchmarks.timing import Candidate, measure, not_available
+from benchmarks.timing import Candidate, failed, measure, not_available
 
 SUITE = "cnn"
 FULL = {"batches": (128,)}
@@ -21,16 +34,25 @@ def step_gflop(batch: int) -> float:
     return 3 * 2.0 * batch * (conv1 + conv2 + dense) / 1e9
 
 
-def dlcore_lenet5(x, y) -> Candidate:
-    """The hook where dlcore's CNN plugs in once ``dlcore.MODELS`` has a ``"lenet5"`` entry.
-
-    Until then the table says "not available"; it never substitutes another implementation.
-    """
+def dlcore_lenet5(x, y, conv_impl: str = "auto", name: str = "dlcore") -> Candidate:
+    """``dlcore.classification(LeNet5(conv_impl=...), optax.adam(1e-3))``'s jitted train step."""
     if "lenet5" not in dlcore.MODELS:
-        return not_available("dlcore", "dlcore has no CNN yet (no 'lenet5' in dlcore.MODELS)")
-    return not_available(
-        "dlcore", "dlcore.MODELS has 'lenet5' but benchmarks.suite_cnn.dlcore_lenet5 is not wired"
-    )
+        return not_available(name, "dlcore has no CNN yet (no 'lenet5' in dlcore.MODELS)")
+    from dlcore.models.lenet import LeNet5
+
+    try:
+        task = dlcore.classification(LeNet5(out_features=10, conv_impl=conv_impl), optax.adam(1e-3))
+        return dlcore_task_candidate(task, jax.random.key(0), {"x": x, "y": y}, name=name)
+    except Exception as err:  # a broken candidate is reported as an error row, not a crash
+        return failed(name, err)
+
+
+def conv_lowerings() -> tuple[str, str]:
+    """(the lowering ``conv_impl="auto"`` picks on this backend, the other one)."""
+    from dlcore.layers.conv import resolve_impl
+
+    auto = resolve_impl("auto")
+    return auto, "xla" if auto == "gemm" else "gemm"
 
 
 def run(settings: Settings) -> list[dict]:
@@ -41,14 +63,18 @@ def run(settings: Settings) -> list[dict]:
         x = rng.standard_normal((batch, 28, 28, 1), dtype=np.float32)
         y = rng.integers(0, 10, batch).astype(np.int32)
         params = numpy_ref.conv.lenet5_init(rng, np.float32)
+        auto, other = conv_lowerings()
         cands = [
             dlcore_lenet5(x, y),
+            dlcore_lenet5(x, y, other, name=f"dlcore conv={other}"),
             pure_jax_candidate(jax_ref.conv.lenet5_loss, params, x, y),
             numpy_candidate(numpy_ref.conv.lenet5_loss_and_grads, params, x, y),
             torch_candidate(torch_ref.lenet5_step, x, y),
         ]
         timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
-        rows += rows_for(
+        conv = {"dlcore": auto, f"dlcore conv={other}": other, "pure JAX": "xla"}
+        conv |= {"NumPy": "im2col", "torch": "torch"}
+        for row in rows_for(
             SUITE,
             {"model": "lenet5", "B": batch},
             cands,
@@ -57,5 +83,6 @@ def run(settings: Settings) -> list[dict]:
             items_per_step=batch,
             items_unit="examples",
             gflop_per_step=step_gflop(batch),
-        )
+        ):
+            rows.append({**row, "config": {**row["config"], "conv": conv[row["candidate"]]}})
     return rows

@@ -70,6 +70,11 @@ PROGRAMS = {
         {"name": "multitask"},
     ),
     "perceptron": ("blobs", None, {"name": "perceptron"}),
+    "lenet5/classification": (
+        {"name": "random", "n_samples": 40, "dim": 784, "classes": 3},
+        {"name": "lenet5"},
+        {"name": "classification"},
+    ),
 }
 MLP_VARIANTS = {
     **{f"activation={a}": {"activation": a} for a in (*ACTIVATIONS, *MODULE_ACTIVATIONS)},

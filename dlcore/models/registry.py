@@ -10,6 +10,8 @@ from dlcore.activations import ACTIVATIONS
 from dlcore.checks import check_choice
 from dlcore.config_base import Section
 from dlcore.initializers import INITIALIZERS
+from dlcore.layers.conv import CONV_IMPLS
+from dlcore.models.lenet import LeNet5
 from dlcore.models.mlp import MLP, MODULE_ACTIVATIONS
 from dlcore.models.multihead import MultiHeadMLP
 
@@ -97,6 +99,38 @@ def _multihead(cfg: MultiHeadMLPConfig, out_features) -> nn.Module:
     )
 
 
+class LeNet5Config(Section):
+    """LeNet-5 for square grey images (flat ``[B, S*S]`` inputs are reshaped to S x S)."""
+
+    name: Literal["lenet5"] = "lenet5"
+    activation: str = "relu"
+    conv_impl: str = Field(
+        "auto", description="'auto' (the faster lowering per backend), 'gemm' or 'xla'"
+    )
+    image_size: PositiveInt = 28
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, value: str) -> str:
+        check_choice(value, ACTIVATIONS, "activation")
+        return value
+
+    @field_validator("conv_impl")
+    @classmethod
+    def _known_conv_impl(cls, value: str) -> str:
+        check_choice(value, CONV_IMPLS, "conv impl")
+        return value
+
+
+def _lenet5(cfg: LeNet5Config, out_features: int) -> nn.Module:
+    return LeNet5(
+        out_features=out_features,
+        activation=cfg.activation,
+        conv_impl=cfg.conv_impl,
+        image_size=cfg.image_size,
+    )
+
+
 class ModelEntry(NamedTuple):
     config: type[Section]
     build: Callable[..., nn.Module]  # (config, out_features) -> module
@@ -109,6 +143,7 @@ MODELS: dict[str, ModelEntry] = {
     "multihead_mlp": ModelEntry(
         MultiHeadMLPConfig, _multihead, "shared trunk, one head per target (multi-task)"
     ),
+    "lenet5": ModelEntry(LeNet5Config, _lenet5, "LeNet-5 CNN for 28x28 images (conv, max-pool)"),
 }
 
 

@@ -1,0 +1,86 @@
+"""LeNet-5 (ReLU and max-pool variant) for 28x28 grey images, as in benchmarks.numpy_ref.conv.
+
+[28, 28, 1] -conv 5x5x6 'same', act, max-pool 2-> [14, 14, 6]
+            -conv 5x5x16 'valid', act, max-pool 2-> [5, 5, 16] -flatten (h, w, c)-> 400
+            -dense 120, act -dense 84, act -dense K-> logits
+"""
+
+import flax.linen as nn
+import jax
+
+from dlcore.activations import ACTIVATIONS, get_activation
+from dlcore.checks import check_choice
+from dlcore.layers.conv import CONV_IMPLS, Conv2D
+from dlcore.layers.pooling import max_pool
+
+MIN_IMAGE = 12  # conv2 (5x5, valid) then a 2x2 pool need a 6x6 map after the first pool
+
+
+def as_images(x: jax.Array, image_size: int) -> jax.Array:
+    """``[B, S*S]``, ``[B, H, W]`` or ``[B, H, W, C]`` as ``[B, H, W, C]``.
+
+    Raises:
+      ValueError: if a flat input's width is not ``image_size**2``, or the rank is not 2-4.
+    """
+    if x.ndim == 2:
+        if x.shape[1] != image_size * image_size:
+            raise ValueError(
+                f"flat images must have image_size**2 = {image_size * image_size} features; "
+                f"got shape {tuple(x.shape)} (set the model's image_size)"
+            )
+        return x.reshape(x.shape[0], image_size, image_size, 1)
+    if x.ndim == 3:
+        return x[..., None]
+    if x.ndim == 4:
+        return x
+    raise ValueError(f"images must be [B, H*W], [B, H, W] or [B, H, W, C]; got {tuple(x.shape)}")
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 with configurable activation and convolution lowering.
+
+    Parameters are named ``conv1``, ``conv2`` (kernel ``[5, 5, C, F]``, bias ``[F]``) and
+    ``dense0``, ``dense1``, ``dense2`` (kernel ``[in, out]``, bias ``[out]``): the NumPy
+    baseline's ``conv1_W``, ``conv1_b``, ..., ``W0``, ``b0``, ... in the same layout.
+
+    Attributes:
+      out_features: number of classes K.
+      activation: name in ``dlcore.activations.ACTIVATIONS`` (the baseline uses ``relu``).
+      conv_impl: ``'auto'``, ``'gemm'`` or ``'xla'`` (see ``dlcore.layers.conv.Conv2D``).
+      image_size: side of the square images that flat ``[B, S*S]`` inputs are reshaped to.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> model = LeNet5(out_features=10)
+      >>> variables = model.init(jax.random.key(0), jnp.ones((2, 784)), train=False)
+      >>> model.apply(variables, jnp.ones((2, 28, 28)), train=False).shape
+      (2, 10)
+    """
+
+    out_features: int = 10
+    activation: str = "relu"
+    conv_impl: str = "auto"
+    image_size: int = 28
+
+    def __post_init__(self):
+        check_choice(self.activation, ACTIVATIONS, "activation")
+        check_choice(self.conv_impl, CONV_IMPLS, "conv impl")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        del train  # no dropout or batch norm in LeNet-5
+        act = get_activation(self.activation)
+        x_BxHxWxC = as_images(x, self.image_size)
+        if min(x_BxHxWxC.shape[1:3]) < MIN_IMAGE:
+            raise ValueError(
+                f"LeNet5 needs images of at least {MIN_IMAGE}x{MIN_IMAGE}; got input "
+                f"{tuple(x.shape)} read as {tuple(x_BxHxWxC.shape)}"
+            )
+        conv = dict(kernel_size=5, impl=self.conv_impl)
+        h = max_pool(act(Conv2D(6, padding="same", name="conv1", **conv)(x_BxHxWxC)))
+        h = max_pool(act(Conv2D(16, padding="valid", name="conv2", **conv)(h)))  # [B, 5, 5, 16]
+        h_BxD = h.reshape(h.shape[0], -1)  # (h, w, c) order, as the baseline flattens
+        h_BxD = act(nn.Dense(120, name="dense0")(h_BxD))
+        h_BxD = act(nn.Dense(84, name="dense1")(h_BxD))
+        return nn.Dense(self.out_features, name="dense2")(h_BxD)
