@@ -72,7 +72,7 @@ def build(
                 [("task.name", f"{cfg.data.name} has {data.num_classes} classes; binary needs 2")],
             )
         try:
-            model = build_model(cfg.model, entry.out_features(data))
+            model = build_model(cfg.model, entry.out_features(cfg.task, data))
         except ValueError as err:
             raise ConfigError(source, [("model.name", str(err))]) from None
 

@@ -70,6 +70,8 @@ PROGRAMS = {
         {"name": "multitask"},
     ),
     "perceptron": ("blobs", None, {"name": "perceptron"}),
+    "mlp/embedding_contrastive": ("spirals", MLP, {"name": "embedding", "loss": "contrastive"}),
+    "mlp/embedding_triplet": ("spirals", MLP, {"name": "embedding", "loss": "triplet"}),
     "lenet5/classification": (
         {"name": "random", "n_samples": 40, "dim": 784, "classes": 3},
         {"name": "lenet5"},

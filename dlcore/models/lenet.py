@@ -11,6 +11,7 @@ import jax
 from dlcore.activations import ACTIVATIONS, get_activation
 from dlcore.checks import check_choice
 from dlcore.layers.conv import CONV_IMPLS, Conv2D
+from dlcore.layers.norm import local_response_norm
 from dlcore.layers.pooling import max_pool
 
 MIN_IMAGE = 12  # conv2 (5x5, valid) then a 2x2 pool need a 6x6 map after the first pool
@@ -47,6 +48,8 @@ class LeNet5(nn.Module):
       out_features: number of classes K.
       activation: name in ``dlcore.activations.ACTIVATIONS`` (the baseline uses ``relu``).
       conv_impl: ``'auto'``, ``'gemm'`` or ``'xla'`` (see ``dlcore.layers.conv.Conv2D``).
+      lrn: local response normalization (n=5, k=2, alpha=1e-4, beta=0.75) after each conv.
+
       image_size: side of the square images that flat ``[B, S*S]`` inputs are reshaped to.
 
     Example:
@@ -60,6 +63,7 @@ class LeNet5(nn.Module):
     out_features: int = 10
     activation: str = "relu"
     conv_impl: str = "auto"
+    lrn: bool = False
     image_size: int = 28
 
     def __post_init__(self):
@@ -78,8 +82,10 @@ class LeNet5(nn.Module):
                 f"{tuple(x.shape)} read as {tuple(x_BxHxWxC.shape)}"
             )
         conv = dict(kernel_size=5, impl=self.conv_impl)
-        h = max_pool(act(Conv2D(6, padding="same", name="conv1", **conv)(x_BxHxWxC)))
-        h = max_pool(act(Conv2D(16, padding="valid", name="conv2", **conv)(h)))  # [B, 5, 5, 16]
+        # AlexNet-style local response normalization after each rectified conv, if asked.
+        norm = local_response_norm if self.lrn else (lambda a: a)
+        h = max_pool(norm(act(Conv2D(6, padding="same", name="conv1", **conv)(x_BxHxWxC))))
+        h = max_pool(norm(act(Conv2D(16, padding="valid", name="conv2", **conv)(h))))
         h_BxD = h.reshape(h.shape[0], -1)  # (h, w, c) order, as the baseline flattens
         h_BxD = act(nn.Dense(120, name="dense0")(h_BxD))
         h_BxD = act(nn.Dense(84, name="dense1")(h_BxD))

@@ -108,6 +108,7 @@ class LeNet5Config(Section):
         "auto", description="'auto' (the faster lowering per backend), 'gemm' or 'xla'"
     )
     image_size: PositiveInt = 28
+    lrn: bool = Field(False, description="local response normalization after each conv")
 
     @field_validator("activation")
     @classmethod
@@ -128,6 +129,7 @@ def _lenet5(cfg: LeNet5Config, out_features: int) -> nn.Module:
         activation=cfg.activation,
         conv_impl=cfg.conv_impl,
         image_size=cfg.image_size,
+        lrn=cfg.lrn,
     )
 
 

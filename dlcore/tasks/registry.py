@@ -11,6 +11,7 @@ from dlcore.config_base import Section
 from dlcore.data import Dataset
 from dlcore.regularizers import make_penalty
 from dlcore.tasks.base import Task
+from dlcore.tasks.embedding import embedding
 from dlcore.tasks.multitask import multitask_classification
 from dlcore.tasks.perceptron import PerceptronTask
 from dlcore.tasks.supervised import (
@@ -73,6 +74,17 @@ class MultitaskConfig(_Penalized):
     )
 
 
+class EmbeddingConfig(_Penalized):
+    """Metric learning: the model outputs ``embedding_dim`` numbers per example and is
+    trained with in-batch ``contrastive`` pairs or ``triplet`` triplets (see
+    ``dlcore.tasks.embedding``); reports loss and in-batch 1-NN accuracy."""
+
+    name: Literal["embedding"] = "embedding"
+    loss: Literal["contrastive", "triplet"] = "triplet"
+    margin: float = Field(0.2, gt=0.0)
+    embedding_dim: int = Field(16, ge=1)
+
+
 class PerceptronConfig(Section):
     """Rosenblatt's perceptron (binary, or multi-class with a joint feature map)."""
 
@@ -86,7 +98,7 @@ class TaskEntry(NamedTuple):
     # (task config, model or None, optax chain, data) -> Task
     build: Callable[[Section, nn.Module | None, optax.GradientTransformation, Dataset], Task]
     needs_model: bool
-    out_features: Callable[[Dataset], int] | None  # model output width for this data
+    out_features: Callable[[Section, Dataset], int] | None  # (task cfg, data) -> width
     summary: str
 
 
@@ -113,6 +125,10 @@ def _multitask(cfg, model, optimizer, data):
     return multitask_classification(model, optimizer, targets, weights, cfg.make_penalty())
 
 
+def _embedding(cfg, model, optimizer, data):
+    return embedding(model, optimizer, cfg.loss, cfg.margin, cfg.make_penalty())
+
+
 def _perceptron(cfg, model, optimizer, data):
     return PerceptronTask(data.num_classes, multiclass=cfg.multiclass, bias=cfg.bias)
 
@@ -122,29 +138,36 @@ TASKS: dict[str, TaskEntry] = {
         ClassificationConfig,
         _classification,
         True,
-        lambda d: d.num_classes,
+        lambda c, d: d.num_classes,
         "K-way classification (cross-entropy, hinge or sparsemax)",
     ),
     "binary_classification": TaskEntry(
         BinaryClassificationConfig,
         _binary,
         True,
-        lambda d: 1,
+        lambda c, d: 1,
         "two classes, one score (logistic, SVM)",
     ),
     "regression": TaskEntry(
         RegressionConfig,
         _regression,
         True,
-        lambda d: int(d.train.y[0].size),
+        lambda c, d: int(d.train.y[0].size),
         "real targets (squared error...)",
     ),
     "multitask": TaskEntry(
         MultitaskConfig,
         _multitask,
         True,
-        lambda d: d.info.get("targets", {}),
+        lambda c, d: d.info.get("targets", {}),
         "several classification targets, one head and loss each",
+    ),
+    "embedding": TaskEntry(
+        EmbeddingConfig,
+        _embedding,
+        True,
+        lambda c, d: c.embedding_dim,
+        "metric learning with contrastive or triplet loss (in-batch mining)",
     ),
     "perceptron": TaskEntry(
         PerceptronConfig,
