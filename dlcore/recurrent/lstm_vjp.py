@@ -1,0 +1,148 @@
+"""The LSTM over a whole sequence with a hand-written backward pass (a custom VJP).
+
+Autodiff of a scan accumulates the recurrent weight gradient step by step: T small
+``[H, B] @ [B, 4H]`` matmuls added into the scan carry. Here the backward scan only
+propagates (∂c, ∂h) and emits the gate pre-activation gradients δ_t; the weight gradient
+is then ONE large matmul over all steps,
+
+    ∂L/∂U = Σ_t h_{t-1}ᵀ δ_t = H_prevᵀ Δ      with H_prev: [T·B, H], Δ: [T·B, 4H],
+
+and ∂L/∂xp_t = δ_t, which the caller's input projection turns into ∂W with one more large
+matmul. Backward recursion at a valid step (gates i, f, g, o after their nonlinearities):
+
+    ∂h = ∂h_t + ∂y_t,            ∂o = ∂h ⊙ tanh(c_t)
+    ∂c = ∂c_t + ∂h ⊙ o ⊙ (1 − tanh²(c_t))
+    δ = [∂c⊙g ⊙ i(1−i),  ∂c⊙c_{t−1} ⊙ f(1−f),  ∂c⊙i ⊙ (1−g²),  ∂o ⊙ o(1−o)]
+    ∂c_{t−1} = ∂c ⊙ f,           ∂h_{t−1} = (δ Uᵀ) ⊙ keep
+
+At a padded step the carry was frozen, so (∂c, ∂h) pass through unchanged and δ_t = 0.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from dlcore.recurrent.cells import Carry
+
+
+def lstm_scan_vjp(
+    recurrent_kernel_Hx4H: jax.Array,
+    carry: Carry,
+    xp_TxBx4H: jax.Array,
+    *,
+    mask_TxB: jax.Array | None = None,
+    h_keep_BxH: jax.Array | None = None,
+    remat: bool = False,
+) -> tuple[Carry, jax.Array]:
+    """Same result as ``scan_cell(lstm_step, ...)``, with the custom backward pass above.
+
+    Args:
+      recurrent_kernel_Hx4H: U, gates packed [i, f, g, o].
+      carry: ``{"c": [B, H], "h": [B, H]}``.
+      xp_TxBx4H: input projections for every step.
+      mask_TxB: boolean validity of each step, or None.
+      h_keep_BxH: variational-dropout multiplier on h_{t-1} (not differentiated), or None.
+      remat: store only the carries and recompute the gates in the backward pass.
+
+    Returns:
+      ``(final_carry, y_TxBxH)``.
+    """
+    fn = _lstm_fn(mask_TxB is not None, h_keep_BxH is not None, remat)
+    dtype = xp_TxBx4H.dtype
+    mask = jnp.zeros((), dtype) if mask_TxB is None else mask_TxB.astype(dtype)
+    keep = jnp.zeros((), dtype) if h_keep_BxH is None else h_keep_BxH
+    c_BxH, h_BxH, y_TxBxH = fn(recurrent_kernel_Hx4H, carry["c"], carry["h"], xp_TxBx4H, mask, keep)
+    return {"c": c_BxH, "h": h_BxH}, y_TxBxH
+
+
+def _forward_scan(has_mask, has_keep, u, c0, h0, xp, mask, keep):
+    """Forward pass; also returns the per-step activations and (frozen) carries."""
+
+    def body(carry, inputs):
+        c_prev, h_prev = carry
+        xp_t, m_t = inputs
+        h_in = h_prev * keep if has_keep else h_prev
+        a = xp_t + h_in @ u
+        a_i, a_f, a_g, a_o = jnp.split(a, 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(a_i), jax.nn.sigmoid(a_f), jnp.tanh(a_g), jax.nn.sigmoid(a_o)
+        c = f * c_prev + i * g
+        h = o * jnp.tanh(c)
+        y = h
+        if has_mask:
+            m = m_t[:, None] > 0
+            c = jnp.where(m, c, c_prev)
+            h = jnp.where(m, h, h_prev)
+            y = jnp.where(m, y, jnp.zeros_like(y))
+        acts = jnp.concatenate([i, f, g, o], axis=-1)
+        return (c, h), (y, c, h, acts)
+
+    m_seq = mask if has_mask else None
+    (c_T, h_T), (y, cs, hs, acts) = jax.lax.scan(body, (c0, h0), (xp, m_seq))
+    return c_T, h_T, y, cs, hs, acts
+
+
+@functools.cache
+def _lstm_fn(has_mask: bool, has_keep: bool, remat: bool):
+    """Builds the custom-VJP sequence function for one combination of static options."""
+
+    @jax.custom_vjp
+    def run(u, c0, h0, xp, mask, keep):
+        c_T, h_T, y, *_ = _forward_scan(has_mask, has_keep, u, c0, h0, xp, mask, keep)
+        return c_T, h_T, y
+
+    def fwd(u, c0, h0, xp, mask, keep):
+        c_T, h_T, y, cs, hs, acts = _forward_scan(has_mask, has_keep, u, c0, h0, xp, mask, keep)
+        saved_acts = None if remat else acts
+        return (c_T, h_T, y), (u, c0, h0, xp, mask, keep, cs, hs, saved_acts)
+
+    def bwd(res, cotangents):
+        u, c0, h0, xp, mask, keep, cs, hs, acts = res
+        dc_T, dh_T, dy = cotangents
+        # Carries entering each step: c_{t-1}, h_{t-1} (frozen values on padded steps).
+        c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+        h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+        h_in = h_prev * keep[None] if has_keep else h_prev  # [T, B, H]
+        u_t = u.T
+
+        def body(carry, inputs):
+            dc, dh = carry
+            dy_t, c_prev_t, h_in_t, c_t, acts_t, xp_t, m_t = inputs
+            if acts_t is None:  # remat: one recurrent matmul to rebuild the gates
+                a = xp_t + h_in_t @ u
+                a_i, a_f, a_g, a_o = jnp.split(a, 4, axis=-1)
+                i, f = jax.nn.sigmoid(a_i), jax.nn.sigmoid(a_f)
+                g, o = jnp.tanh(a_g), jax.nn.sigmoid(a_o)
+            else:
+                i, f, g, o = jnp.split(acts_t, 4, axis=-1)
+            tc = jnp.tanh(c_t)
+            dh_all = dh + dy_t
+            dc_all = dc + dh_all * o * (1.0 - tc * tc)
+            delta = jnp.concatenate(
+                [
+                    dc_all * g * i * (1.0 - i),
+                    dc_all * c_prev_t * f * (1.0 - f),
+                    dc_all * i * (1.0 - g * g),
+                    dh_all * tc * o * (1.0 - o),
+                ],
+                axis=-1,
+            )
+            dh_prev = delta @ u_t
+            if has_keep:
+                dh_prev = dh_prev * keep
+            dc_prev = dc_all * f
+            if has_mask:
+                m = m_t[:, None] > 0
+                delta = jnp.where(m, delta, jnp.zeros_like(delta))
+                dc_prev = jnp.where(m, dc_prev, dc)
+                dh_prev = jnp.where(m, dh_prev, dh)
+            return (dc_prev, dh_prev), delta
+
+        xs = (dy, c_prev, h_in, cs, acts, xp if remat else None, mask if has_mask else None)
+        (dc0, dh0), delta = jax.lax.scan(body, (dc_T, dh_T), xs, reverse=True)
+        # The payoff: the recurrent weight gradient as one [H, T·B] @ [T·B, 4H] matmul.
+        du = jnp.einsum("tbh,tbg->hg", h_in, delta)
+        return du, dc0, dh0, delta, jnp.zeros_like(mask), jnp.zeros_like(keep)
+
+    run.defvjp(fwd, bwd)
+    return run
