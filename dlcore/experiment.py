@@ -57,7 +57,10 @@ def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]
             raise ConfigError(source, [("task.name", f"{cfg.data.name} has no classes")])
         else:
             out_features = data.num_classes
-        model = build_model(cfg.model, out_features)
+        try:
+            model = build_model(cfg.model, out_features, data)
+        except ValueError as err:
+            raise ConfigError(source, [("model", str(err))]) from None
     elif cfg.model is not None:
         raise ConfigError(
             source,

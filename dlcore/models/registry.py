@@ -4,12 +4,15 @@ from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import flax.linen as nn
+from flax.core import FrozenDict
 from pydantic import Field, PositiveInt, field_validator
 
 from dlcore.activations import ACTIVATIONS
 from dlcore.checks import check_choice
 from dlcore.config_base import Section
 from dlcore.models.mlp import MLP
+from dlcore.models.rnn import SequenceModel
+from dlcore.recurrent import CELLS, RECURRENT_INITS
 
 
 class MLPConfig(Section):
@@ -28,7 +31,7 @@ class MLPConfig(Section):
         return value
 
 
-def _mlp(cfg: MLPConfig, out_features: int) -> nn.Module:
+def _mlp(cfg: MLPConfig, out_features: int, data=None) -> nn.Module:
     return MLP(
         widths=tuple(cfg.widths),
         out_features=out_features,
@@ -45,22 +48,87 @@ class LinearConfig(Section):
     name: Literal["linear"] = "linear"
 
 
-def _linear(cfg: LinearConfig, out_features: int) -> nn.Module:
+def _linear(cfg: LinearConfig, out_features: int, data=None) -> nn.Module:
     return MLP(widths=(), out_features=out_features)
+
+
+class RNNConfig(Section):
+    """A recurrent sequence model (dlcore.recurrent stack) with a dense head.
+
+    ``readout`` picks the task shape: "last" or "mean" for many-to-one, "all" for
+    many-to-many and one-to-many. Token inputs (``embedding``/``one_hot``) use ``-1`` as
+    padding; ``real`` inputs are ``[T, D]`` vectors per example.
+    """
+
+    name: Literal["rnn"] = "rnn"
+    input: Literal["embedding", "one_hot", "real"] = "embedding"
+    embed_dim: PositiveInt = 32
+    cell: str = "lstm"
+    features: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: bool = False
+    merge: Literal["concat", "sum"] = "concat"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between layers")
+    recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="needs variational")
+    variational: bool = False
+    output_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the head")
+    recurrent_init: str = "orthogonal"
+    readout: Literal["last", "mean", "all"] = "last"
+
+    @field_validator("cell")
+    @classmethod
+    def _known_cell(cls, value: str) -> str:
+        check_choice(value, CELLS, "cell")
+        return value
+
+    @field_validator("recurrent_init")
+    @classmethod
+    def _known_init(cls, value: str) -> str:
+        check_choice(value, RECURRENT_INITS, "recurrent_init")
+        return value
+
+
+def _rnn(cfg: RNNConfig, out_features: int, data=None) -> nn.Module:
+    vocab_size = None
+    if cfg.input != "real":
+        if data is None or "vocab_size" not in data.info:
+            raise ValueError(
+                f"model.input = {cfg.input!r} needs a token data set (with a vocabulary); "
+                "use input = 'real' for real-valued sequences"
+            )
+        vocab_size = int(data.info["vocab_size"])
+    return SequenceModel(
+        out_features=out_features,
+        vocab_size=vocab_size,
+        input_mode=cfg.input,
+        embed_dim=cfg.embed_dim,
+        cell=cfg.cell,
+        features=cfg.features,
+        num_layers=cfg.num_layers,
+        bidirectional=cfg.bidirectional,
+        merge=cfg.merge,
+        dropout=cfg.dropout,
+        recurrent_dropout=cfg.recurrent_dropout,
+        variational=cfg.variational,
+        cell_kwargs=FrozenDict({"recurrent_init": cfg.recurrent_init}),
+        readout=cfg.readout,
+        output_dropout=cfg.output_dropout,
+    )
 
 
 class ModelEntry(NamedTuple):
     config: type[Section]
-    build: Callable[..., nn.Module]  # (config, out_features) -> module
+    build: Callable[..., nn.Module]  # (config, out_features, data) -> module
     summary: str
 
 
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(MLPConfig, _mlp, "multi-layer perceptron (dropout, batch norm)"),
     "linear": ModelEntry(LinearConfig, _linear, "one dense layer (logistic regression, SVM)"),
+    "rnn": ModelEntry(RNNConfig, _rnn, "recurrent stack (RNN/LSTM/GRU) with a dense head"),
 }
 
 
-def build_model(cfg: Section, out_features: int) -> nn.Module:
-    """The Flax module for a validated model section."""
-    return MODELS[cfg.name].build(cfg, out_features)
+def build_model(cfg: Section, out_features: int, data=None) -> nn.Module:
+    """The Flax module for a validated model section (``data`` sizes token inputs)."""
+    return MODELS[cfg.name].build(cfg, out_features, data)

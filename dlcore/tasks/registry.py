@@ -5,12 +5,15 @@ from typing import Literal, NamedTuple
 
 import flax.linen as nn
 import optax
+from pydantic import Field
 
 from dlcore.config_base import Section
 from dlcore.data import Dataset
 from dlcore.tasks.base import Task
 from dlcore.tasks.perceptron import PerceptronTask
+from dlcore.tasks.sequence import TaggingTask
 from dlcore.tasks.supervised import classification, regression
+from dlcore.tasks.tbptt import TruncatedBPTTTask
 
 
 class ClassificationConfig(Section):
@@ -33,6 +36,27 @@ class PerceptronConfig(Section):
     bias: bool = False
 
 
+class TaggingConfig(Section):
+    """Per-step softmax cross-entropy on [T] integer targets (-1 = padding, not counted).
+
+    Many-to-many tagging, one-to-many generation, or a language model on shuffled windows.
+    """
+
+    name: Literal["tagging"] = "tagging"
+    bits_metric: str | None = Field(
+        None, description="also report the loss in bits under this name, e.g. bits_per_char"
+    )
+
+
+class TruncatedBPTTConfig(Section):
+    """Truncated BPTT: the training windows are read as train.batch_size parallel streams,
+    one k-step chunk per update, the recurrent state carried across chunks (and checkpointed).
+    """
+
+    name: Literal["truncated_bptt"] = "truncated_bptt"
+    bits_metric: str | None = "bits_per_char"
+
+
 class TaskEntry(NamedTuple):
     config: type[Section]
     # (task config, model or None, optax chain, data) -> Task
@@ -53,6 +77,18 @@ def _perceptron(cfg, model, optimizer, data):
     return PerceptronTask(data.num_classes, multiclass=cfg.multiclass, bias=cfg.bias)
 
 
+def _tagging(cfg, model, optimizer, data):
+    default = cfg.bits_metric or "accuracy"
+    return TaggingTask(model, optimizer, bits_metric=cfg.bits_metric, default_metric=default)
+
+
+def _truncated_bptt(cfg, model, optimizer, data):
+    default = cfg.bits_metric or "loss"
+    return TruncatedBPTTTask(
+        model, optimizer, len(data.train), bits_metric=cfg.bits_metric, default_metric=default
+    )
+
+
 TASKS: dict[str, TaskEntry] = {
     "classification": TaskEntry(
         ClassificationConfig,
@@ -68,5 +104,14 @@ TASKS: dict[str, TaskEntry] = {
         _perceptron,
         False,
         "online perceptron; its update rule replaces the optimizer",
+    ),
+    "tagging": TaskEntry(
+        TaggingConfig, _tagging, True, "per-step classification (tagging, generation, LM)"
+    ),
+    "truncated_bptt": TaskEntry(
+        TruncatedBPTTConfig,
+        _truncated_bptt,
+        True,
+        "per-step classification over parallel streams, state carried across chunks",
     ),
 }
