@@ -134,7 +134,7 @@ def make_stdlib_chars(cfg: StdlibCharsConfig) -> Dataset:
     vocab = build_vocab(train_text, cfg.min_count)
     ids = {
         s: encode(t, vocab)
-        for s, t in zip(("train", "val", "test"), (train_text, val_text, test_text))
+        for s, t in zip(("train", "val", "test"), (train_text, val_text, test_text), strict=True)
     }
     train = windows(ids["train"], cfg.seq_len, pad_last=False)
     if len(train) < 1:

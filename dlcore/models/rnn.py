@@ -131,7 +131,8 @@ class SequenceModel(nn.Module):
         check_choice(self.readout, READOUTS, "readout")
         if self.bidirectional and self.readout == "last" and self.merge != "concat":
             raise ValueError(
-                f"readout 'last' of a bidirectional stack needs merge = 'concat'; got {self.merge!r}"
+                "readout 'last' of a bidirectional stack needs merge = 'concat'; "
+                f"got {self.merge!r}"
             )
         e_BxTxE, lengths_B = self._encode(x)
         stack = StackedRNN(
