@@ -45,7 +45,12 @@ def test_each_task_shape_fits_a_batch(stem):
 
 @pytest.mark.parametrize(
     "readout, bidirectional, cell",
-    [("last", False, "lstm"), ("mean", False, "gru"), ("all", False, "lstm"), ("last", True, "gru")],
+    [
+        ("last", False, "lstm"),
+        ("mean", False, "gru"),
+        ("all", False, "lstm"),
+        ("last", True, "gru"),
+    ],
 )
 def test_padding_changes_nothing_at_real_steps(readout, bidirectional, cell):
     model = SequenceModel(
@@ -195,8 +200,6 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
     assert first.status == "interrupted" and 0 < int(first.state.step) < int(whole.state.step)
     resumed = fit(task, data, cfg.train, cfg.seed, run=run, resume=True)
     assert resumed.status == "completed"
-    for a, b in zip(
-        jax.tree.leaves(resumed.state), jax.tree.leaves(whole.state), strict=True
-    ):
+    for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(whole.state), strict=True):
         np.testing.assert_array_equal(a, b)
     assert resumed.final == whole.final
