@@ -34,6 +34,7 @@ def lstm_scan_vjp(
     mask_TxB: jax.Array | None = None,
     h_keep_BxH: jax.Array | None = None,
     remat: bool = False,
+    unroll: int = 1,
 ) -> tuple[Carry, jax.Array]:
     """Same result as ``scan_cell(lstm_step, ...)``, with the custom backward pass above.
 
@@ -44,11 +45,12 @@ def lstm_scan_vjp(
       mask_TxB: boolean validity of each step, or None.
       h_keep_BxH: variational-dropout multiplier on h_{t-1} (not differentiated), or None.
       remat: store only the carries and recompute the gates in the backward pass.
+      unroll: steps per iteration of both the forward and the backward scan.
 
     Returns:
       ``(final_carry, y_TxBxH)``.
     """
-    fn = _lstm_fn(mask_TxB is not None, h_keep_BxH is not None, remat)
+    fn = _lstm_fn(mask_TxB is not None, h_keep_BxH is not None, remat, unroll)
     dtype = xp_TxBx4H.dtype
     mask = jnp.zeros((), dtype) if mask_TxB is None else mask_TxB.astype(dtype)
     keep = jnp.zeros((), dtype) if h_keep_BxH is None else h_keep_BxH
@@ -56,8 +58,12 @@ def lstm_scan_vjp(
     return {"c": c_BxH, "h": h_BxH}, y_TxBxH
 
 
-def _forward_scan(has_mask, has_keep, u, c0, h0, xp, mask, keep):
-    """Forward pass; also returns the per-step activations and (frozen) carries."""
+def _forward_scan(has_mask, has_keep, unroll, save, u, c0, h0, xp, mask, keep):
+    """Forward pass. ``save``: "outputs", "carries" (+ per-step c, h) or "all" (+ gates).
+
+    Returns ``(c_T, h_T, y, cs, hs, acts)`` with None for what was not saved. Stacking only
+    what the backward pass reads keeps the forward's memory traffic down.
+    """
 
     def body(carry, inputs):
         c_prev, h_prev = carry
@@ -74,27 +80,36 @@ def _forward_scan(has_mask, has_keep, u, c0, h0, xp, mask, keep):
             c = jnp.where(m, c, c_prev)
             h = jnp.where(m, h, h_prev)
             y = jnp.where(m, y, jnp.zeros_like(y))
-        acts = jnp.concatenate([i, f, g, o], axis=-1)
-        return (c, h), (y, c, h, acts)
+        # Without padding y_t == h_t: stack it once and reuse it as the saved h.
+        out = {"y": y}
+        if save != "outputs":
+            out["c"] = c
+            if has_mask:
+                out["h"] = h
+        if save == "all":
+            out["acts"] = jnp.concatenate([i, f, g, o], axis=-1)
+        return (c, h), out
 
     m_seq = mask if has_mask else None
-    (c_T, h_T), (y, cs, hs, acts) = jax.lax.scan(body, (c0, h0), (xp, m_seq))
-    return c_T, h_T, y, cs, hs, acts
+    (c_T, h_T), out = jax.lax.scan(body, (c0, h0), (xp, m_seq), unroll=unroll)
+    hs = out.get("h", out["y"]) if save != "outputs" else None
+    return c_T, h_T, out["y"], out.get("c"), hs, out.get("acts")
 
 
 @functools.cache
-def _lstm_fn(has_mask: bool, has_keep: bool, remat: bool):
+def _lstm_fn(has_mask: bool, has_keep: bool, remat: bool, unroll: int):
     """Builds the custom-VJP sequence function for one combination of static options."""
+    options = (has_mask, has_keep, unroll)
 
     @jax.custom_vjp
     def run(u, c0, h0, xp, mask, keep):
-        c_T, h_T, y, *_ = _forward_scan(has_mask, has_keep, u, c0, h0, xp, mask, keep)
+        c_T, h_T, y, *_ = _forward_scan(*options, "outputs", u, c0, h0, xp, mask, keep)
         return c_T, h_T, y
 
     def fwd(u, c0, h0, xp, mask, keep):
-        c_T, h_T, y, cs, hs, acts = _forward_scan(has_mask, has_keep, u, c0, h0, xp, mask, keep)
-        saved_acts = None if remat else acts
-        return (c_T, h_T, y), (u, c0, h0, xp, mask, keep, cs, hs, saved_acts)
+        save = "carries" if remat else "all"
+        c_T, h_T, y, cs, hs, acts = _forward_scan(*options, save, u, c0, h0, xp, mask, keep)
+        return (c_T, h_T, y), (u, c0, h0, xp, mask, keep, cs, hs, acts)
 
     def bwd(res, cotangents):
         u, c0, h0, xp, mask, keep, cs, hs, acts = res
@@ -139,7 +154,7 @@ def _lstm_fn(has_mask: bool, has_keep: bool, remat: bool):
             return (dc_prev, dh_prev), delta
 
         xs = (dy, c_prev, h_in, cs, acts, xp if remat else None, mask if has_mask else None)
-        (dc0, dh0), delta = jax.lax.scan(body, (dc_T, dh_T), xs, reverse=True)
+        (dc0, dh0), delta = jax.lax.scan(body, (dc_T, dh_T), xs, reverse=True, unroll=unroll)
         # The payoff: the recurrent weight gradient as one [H, T·B] @ [T·B, 4H] matmul.
         du = jnp.einsum("tbh,tbg->hg", h_in, delta)
         return du, dc0, dh0, delta, jnp.zeros_like(mask), jnp.zeros_like(keep)

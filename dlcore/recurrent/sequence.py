@@ -156,14 +156,19 @@ class RNN(nn.Module):
                 h_delta = reverse_within_lengths(h_delta, lengths)
         # Project once in time-major order: the [T, B, G*H] result is what scan slices.
         xp_TxBxG = self.cell.project(jnp.swapaxes(x_BxTxD, 0, 1))
-        carry = self._initial_carry(batch, xp_TxBxG.dtype) if carry is None else carry
-        self._check_carry(carry, batch)
+        # Built even when a carry is given, so that a learned initial carry's parameters exist
+        # whichever way the layer was first called.
+        default_carry = self._initial_carry(batch, xp_TxBxG.dtype)
+        if carry is None:
+            carry = default_carry
+        else:
+            self._check_carry(carry, batch)
+            # The scan needs one carry dtype in and out: compute in the projection's dtype.
+            carry = jax.tree.map(lambda c: c.astype(xp_TxBxG.dtype), carry)
         mask_TxB = None if lengths is None else lengths_to_mask(lengths, steps).T
         delta_TxBxH = None if h_delta is None else jnp.swapaxes(h_delta, 0, 1)
 
-        use_vjp = self.impl == "custom_vjp" or (
-            self.impl == "auto" and is_lstm and h_delta is None and self.unroll == 1
-        )
+        use_vjp = self.impl == "custom_vjp" or (self.impl == "auto" and is_lstm and h_delta is None)
         if use_vjp and h_delta is None:
             carry, y_TxBxH = lstm_scan_vjp(
                 self.cell.recurrent_params()["recurrent_kernel"],
@@ -172,6 +177,7 @@ class RNN(nn.Module):
                 mask_TxB=mask_TxB,
                 h_keep_BxH=h_keep,
                 remat=self.remat,
+                unroll=self.unroll,
             )
         else:
             carry, y_TxBxH = scan_cell(
