@@ -108,6 +108,7 @@ def sample_run(
     from dlcore.data.stdlib_text import decode, encode
     from dlcore.experiment import build
 
+    check_sampling_args(length, temperature, top_k=None, vocab=1)  # before the slow part
     run = RunDir.existing(run_dir)
     cfg = load_config(run.config)
     data, task = build(cfg, str(run.config))
