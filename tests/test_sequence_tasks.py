@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from dlcore.config_loading import load_config
+from dlcore.config_loading import ConfigError, load_config
 from dlcore.data import BatchOrder
 from dlcore.engine.loop import fit
 from dlcore.experiment import build
@@ -203,3 +203,17 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
     for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(whole.state), strict=True):
         np.testing.assert_array_equal(a, b)
     assert resumed.final == whole.final
+
+
+@pytest.mark.parametrize(
+    "stem, override, message",
+    [
+        ("parity_lstm", "model.cell=lstmm", "unknown cell 'lstmm'; valid: coupled_lstm, gru"),
+        ("adding_lstm", "model.input=embedding", "needs a token data set"),
+    ],
+)
+def test_bad_sequence_configs_are_one_line_errors(stem, override, message):
+    with pytest.raises(ConfigError) as err:
+        cfg = load_config(REPO / "experiments" / f"{stem}.toml", [override])
+        build(cfg)
+    assert any(message in line for line in err.value.lines()), err.value.lines()
