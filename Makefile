@@ -27,8 +27,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+# The benchmarks compare against PyTorch when the `bench` extra (torch, CPU build) is present.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks all
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks all --readme
+
 
 # Regenerate the lock after changing dependency ranges in pyproject.toml.
 lock: $(STAMP)

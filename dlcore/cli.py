@@ -39,6 +39,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
     run.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
 
+    sweep = sub.add_parser("sweep", help="hyper-parameter search over the config's [sweep]")
+    sweep.add_argument("config", help="experiment TOML with a [sweep] table")
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field in every trial",
+    )
+    sweep.add_argument("--sweep-dir", help="where trials go; an existing one is continued")
+    sweep.add_argument("--quiet", action="store_true")
+    sweep.add_argument(
+        "--vmap",
+        action="store_true",
+        help="train all seeds/learning rates at once in one compiled program",
+    )
+    sweep.add_argument(
+        "--compare",
+        action="store_true",
+        help="with --vmap: also train the trials one by one and report the measured speed-up",
+    )
+
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
     resume.add_argument("run_dir")
     resume.add_argument("--quiet", action="store_true")
@@ -109,6 +132,49 @@ def _cmd_run(args) -> int:
     )
 
 
+def _cmd_sweep(args) -> int:
+    from dlcore.engine.signals import GracefulStop
+    from dlcore.listing import print_sweep
+    from dlcore.progress import make_reporter
+    from dlcore.sweep import run_sweep
+
+    if args.vmap:
+        from dlcore.sweep import run_population_sweep
+
+        result = run_population_sweep(args.config, args.overrides, args.sweep_dir, args.compare)
+        print_sweep(result)
+        timing = result["timing"]
+        print(
+            f"vmap: {result['total_trials']} members in {timing['vmap']['wall_s']:.1f} s "
+            f"(compile {timing['vmap']['compile_s']:.1f} s, training "
+            f"{timing['vmap']['train_s']:.2f} s)"
+        )
+        if "sequential" in timing:
+            print(
+                f"sequential: {timing['sequential']['wall_s']:.1f} s (training "
+                f"{timing['sequential']['train_s']:.2f} s); speed-up "
+                f"{timing['speedup_wall']:.1f}x wall, {timing['speedup_train']:.1f}x training"
+            )
+        return 0
+    with GracefulStop() as stop:
+        result = run_sweep(
+            args.config,
+            args.overrides,
+            args.sweep_dir,
+            stop,
+            lambda title: make_reporter(title, args.quiet),
+        )
+    print_sweep(result)
+    if result["status"] != "completed":
+        print(
+            f"sweep stopped; continue it with:\n  dlcore sweep {args.config} "
+            f"--sweep-dir {result['sweep_dir']}",
+            file=sys.stderr,
+        )
+        return stop.exit_code
+    return 0
+
+
 def _cmd_resume(args) -> int:
     from dlcore.experiment import resume_experiment
 
@@ -161,6 +227,7 @@ def _cmd_runs(args) -> int:
 
 COMMANDS = {
     "run": _cmd_run,
+    "sweep": _cmd_sweep,
     "resume": _cmd_resume,
     "eval": _cmd_eval,
     "sample": _cmd_sample,
@@ -171,7 +238,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("run", "resume", "eval", "sample") and not args.no_compile_cache:
+    if args.command in ("run", "sweep", "resume", "eval", "sample") and not args.no_compile_cache:
         _enable_compile_cache()
     try:
         return COMMANDS[args.command](args)

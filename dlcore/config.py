@@ -13,6 +13,7 @@ from dlcore.config_base import Section
 from dlcore.data import DATASETS
 from dlcore.models import MODELS
 from dlcore.optim import OPTIMIZERS, AdamConfig
+from dlcore.sweep_space import SweepConfig
 from dlcore.tasks.registry import TASKS, ClassificationConfig
 
 DEFAULT_OPTIMIZER = "adam"
@@ -71,6 +72,7 @@ class ExperimentConfig(Section):
     task: TaskConfig = Field(default_factory=ClassificationConfig)  # type: ignore[valid-type]
     optimizer: OptimizerConfig = Field(default_factory=AdamConfig)  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig)
+    sweep: SweepConfig | None = Field(None, description="search space for `dlcore sweep`")
 
 
 # Sections that are unions over a registry, and what their names are called in errors.

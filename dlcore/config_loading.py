@@ -7,6 +7,8 @@ Every problem becomes a :class:`ConfigError` whose lines read
 import difflib
 import pathlib
 import tomllib
+import types
+import typing
 from typing import Any
 
 import pydantic
@@ -43,27 +45,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
+    """Sets ``raw[a][b]... = value`` for a dotted path, creating tables on the way."""
+    table = raw
+    for depth, part in enumerate(path[:-1]):
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ConfigError(where, [(".".join(path[: depth + 1]), "is not a table")])
+    table[path[-1]] = value
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict[str, str]:
     """Applies ``--set`` overrides to ``raw`` in place; returns {dotted key: option text}."""
     applied = {}
     for text in overrides:
         path, value = parse_override(text)
-        table = raw
-        for depth, part in enumerate(path[:-1]):
-            table = table.setdefault(part, {})
-            if not isinstance(table, dict):
-                where = ".".join(path[: depth + 1])
-                raise ConfigError(f"--set {text}", [(where, "is not a table")])
-        table[path[-1]] = value
+        set_path(raw, path, value, f"--set {text}")
         applied[".".join(path)] = text
     return applied
 
 
-def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Reads, overrides and validates an experiment file.
+def load_raw(path: str | pathlib.Path, overrides: list[str] = ()) -> tuple[dict, dict[str, str]]:
+    """Reads a TOML file and applies overrides, without validating.
+
+    Returns:
+      The raw dict and the applied overrides ({dotted key: option text}).
 
     Raises:
-      ConfigError: with one line per problem, naming the file and the dotted field.
+      ConfigError: if the file is missing or not valid TOML, or an override is malformed.
     """
     path = pathlib.Path(path)
     source = str(path)
@@ -76,8 +85,17 @@ def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> Experime
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(source, [("", f"invalid TOML: {err}")]) from None
     raw.setdefault("name", path.stem)
-    applied = apply_overrides(raw, list(overrides))
-    return validate(raw, source, applied)
+    return raw, apply_overrides(raw, list(overrides))
+
+
+def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Reads, overrides and validates an experiment file.
+
+    Raises:
+      ConfigError: with one line per problem, naming the file and the dotted field.
+    """
+    raw, applied = load_raw(path, overrides)
+    return validate(raw, str(path), applied)
 
 
 def validate(raw: dict, source: str, applied: dict[str, str] | None = None) -> ExperimentConfig:
@@ -153,15 +171,33 @@ def _strip_union_tags(loc: tuple, raw: dict) -> tuple[tuple, type[Section] | Non
                 model = None
         elif model is not None and isinstance(part, str) and part in model.model_fields:
             annotation = model.model_fields[part].annotation
-            model = (
-                annotation
-                if isinstance(annotation, type) and issubclass(annotation, Section)
-                else None
-            )
+            members = _tagged_members(annotation)
+            if i + 1 < len(loc) and loc[i + 1] in members:  # a nested union, e.g. a schedule
+                model = members[loc[i + 1]]
+                i += 1  # skip the tag
+            else:
+                model = (
+                    annotation
+                    if isinstance(annotation, type) and issubclass(annotation, Section)
+                    else None
+                )
         else:
             model = None
         i += 1
     return tuple(out), owner
+
+
+def _tagged_members(annotation: Any) -> dict[str, type[Section]]:
+    """{name: section} for a union of sections told apart by their ``name``, else {}."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return {}
+    return {
+        member.model_fields["name"].default: member
+        for member in typing.get_args(annotation)
+        if isinstance(member, type)
+        and issubclass(member, Section)
+        and "name" in member.model_fields
+    }
 
 
 def _dotted(loc: tuple) -> str:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import jax
+import optax
 
 from dlcore.checkpoint import CheckpointStore
 from dlcore.config import ExperimentConfig
@@ -19,15 +20,25 @@ from dlcore.engine.compiled import CompiledTask, eval_chunks
 from dlcore.engine.loop import FitResult, Reporter, evaluate, fit
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.models import build_model
-from dlcore.optim import build_optimizer
+from dlcore.optim import build_optimizer, find_plateau, plateau_observe
 from dlcore.plots import plot_curves
 from dlcore.run_dir import RunDir, RunDirError, default_run_path
 from dlcore.tasks import Task
 from dlcore.tasks.registry import TASKS
 
 
-def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]:
+def build(
+    cfg: ExperimentConfig,
+    source: str = "config",
+    optimizer: optax.GradientTransformation | None = None,
+) -> tuple[Dataset, Task]:
     """Data set and task for a config, after the checks that need the data.
+
+    Args:
+      cfg: a validated experiment config.
+      source: file name used in error messages.
+      optimizer: replaces the chain built from ``cfg.optimizer`` (population training
+        wraps it to give each member its own learning rate).
 
     Raises:
       ConfigError: when fields are individually valid but do not fit the data.
@@ -51,16 +62,20 @@ def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]
             raise ConfigError(
                 source, [("model", f"missing; the {cfg.task.name} task needs a [model] section")]
             )
-        if cfg.task.name == "regression":
-            out_features = int(data.train.y[0].size)
-        elif data.num_classes is None:
-            raise ConfigError(source, [("task.name", f"{cfg.data.name} has no classes")])
-        else:
-            out_features = data.num_classes
+        if cfg.task.name != "regression" and data.num_classes is None:
+            raise ConfigError(
+                source, [("task.name", f"{cfg.data.name} has no classes; use the regression task")]
+            )
+        if cfg.task.name == "binary_classification" and data.num_classes != 2:
+            raise ConfigError(
+                source,
+                [("task.name", f"{cfg.data.name} has {data.num_classes} classes; binary needs 2")],
+            )
         try:
-            model = build_model(cfg.model, out_features, data)
+            model = build_model(cfg.model, entry.out_features(data), data)
         except ValueError as err:
             raise ConfigError(source, [("model", str(err))]) from None
+
     elif cfg.model is not None:
         raise ConfigError(
             source,
@@ -72,7 +87,40 @@ def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]
                 )
             ],
         )
-    task = entry.build(cfg.task, model, build_optimizer(cfg.optimizer), data)
+    optimizer = optimizer or build_optimizer(cfg.optimizer)
+    task = entry.build(cfg.task, model, optimizer, data)
+    if cfg.optimizer.freeze:
+        example = {"x": data.train.x[:1], "y": data.train.y[:1]}
+        try:  # shapes only: initializes the chain (which checks patterns) without compute
+            jax.eval_shape(task.init, jax.random.PRNGKey(0), example)
+        except ValueError as err:
+            raise ConfigError(source, [("optimizer.freeze", str(err))]) from None
+    plateau = find_plateau(cfg.optimizer.schedule)
+    if plateau is not None:
+        watched = plateau.metric or cfg.train.best_metric or task.default_metric
+        if watched not in task.metric_modes:
+            raise ConfigError(
+                source,
+                [
+                    (
+                        "optimizer.schedule.metric",
+                        f"unknown metric {watched!r}; {cfg.task.name} reports: "
+                        f"{', '.join(sorted(task.metric_modes))}",
+                    )
+                ],
+            )
+        if plateau.mode != task.metric_modes[watched]:
+            raise ConfigError(
+                source,
+                [
+                    (
+                        "optimizer.schedule.mode",
+                        f"{watched} is better "
+                        f"{'larger' if task.metric_modes[watched] == 'max' else 'smaller'}; "
+                        f"set mode = {task.metric_modes[watched]!r}",
+                    )
+                ],
+            )
     metric = cfg.train.best_metric
     if metric is not None and metric not in task.metric_modes:
         raise ConfigError(
@@ -88,6 +136,16 @@ def build(cfg: ExperimentConfig, source: str = "config") -> tuple[Dataset, Task]
     return data, task
 
 
+def validation_hook(cfg: ExperimentConfig, task: Task):
+    """What the loop does after each validation pass: feed the plateau schedule, if any."""
+    plateau = find_plateau(cfg.optimizer.schedule)
+    if plateau is None:
+        return None
+    watched = plateau.metric or cfg.train.best_metric or task.default_metric
+    observe = jax.jit(plateau_observe)
+    return lambda state, val: state.replace(opt_state=observe(state.opt_state, val[watched]))
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: str | pathlib.Path | None = None,
@@ -99,7 +157,16 @@ def run_experiment(
     data, task = build(cfg, source)
     run = RunDir.create(run_dir or default_run_path(cfg.name))
     save_config(cfg, run.config)
-    result = fit(task, data, cfg.train, cfg.seed, run=run, stop=stop, reporter=reporter)
+    result = fit(
+        task,
+        data,
+        cfg.train,
+        cfg.seed,
+        run=run,
+        stop=stop,
+        reporter=reporter,
+        on_validation=validation_hook(cfg, task),
+    )
     return _finish(run, cfg, result, previous=None)
 
 
@@ -125,8 +192,17 @@ def resume_experiment(
         )
     data, task = build(cfg, str(run.config))
     result = fit(
-        task, data, cfg.train, cfg.seed, run=run, resume=True, stop=stop, reporter=reporter
+        task,
+        data,
+        cfg.train,
+        cfg.seed,
+        run=run,
+        resume=True,
+        stop=stop,
+        reporter=reporter,
+        on_validation=validation_hook(cfg, task),
     )
+
     return _finish(run, cfg, result, previous)
 
 

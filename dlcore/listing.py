@@ -17,17 +17,20 @@ from dlcore.tasks.registry import TASKS
 def print_listing(experiments_dir: str | pathlib.Path = "experiments") -> None:
     console = Console()
     table = Table(title=f"experiments ({experiments_dir}/)")
-    for col in ("file", "data", "model", "optimizer", "epochs"):
+    paths = sorted(pathlib.Path(experiments_dir).glob("*.toml"))
+    # File names are what a user copies: narrow terminals shorten the other columns instead.
+    table.add_column("file", no_wrap=True, min_width=max((len(str(p)) for p in paths), default=4))
+    for col in ("data", "model", "optimizer", "epochs"):
         table.add_column(col)
-    for path in sorted(pathlib.Path(experiments_dir).glob("*.toml")):
+    for path in paths:
         try:
             cfg = load_config(path)
         except ConfigError as err:
             table.add_row(str(path), f"[red]invalid: {err.problems[0][1]}", "", "", "")
             continue
-        table.add_row(
-            str(path), cfg.data.name, cfg.model.name, cfg.optimizer.name, str(cfg.train.epochs)
-        )
+        model = cfg.model.name if cfg.model else f"({cfg.task.name})"
+        table.add_row(str(path), cfg.data.name, model, cfg.optimizer.name, str(cfg.train.epochs))
+
     console.print(table)
     for title, registry in (("models", MODELS), ("data sets", DATASETS), ("tasks", TASKS)):
         console.print(
@@ -66,3 +69,33 @@ def print_runs(root: str | pathlib.Path = "runs") -> None:
             f"{t['steps_per_s']:.0f}",
         )
     Console().print(table)
+
+
+def print_sweep(result: dict) -> None:
+    """The ranked trial table of a sweep (validation metric only: test never ranks)."""
+    direction = "higher" if result["maximize"] else "lower"
+    table = Table(
+        title=f"sweep {result['sweep_dir']} ({result['method']}, ranked by val "
+        f"{result['metric']}, {direction} is better)"
+    )
+    for col in ("rank", "trial", "assignment", f"best val {result['metric']}", "at step", "status"):
+        table.add_column(col)
+    for rank, row in enumerate(result["trials"], 1):
+        best = row["best"] or {}
+        assignment = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in row["assignment"].items()
+        )
+        table.add_row(
+            str(rank),
+            str(row["trial"]),
+            assignment,
+            f"{best['value']:.4f}" if best else "",
+            str(best.get("step", "")),
+            row["status"],
+        )
+    Console().print(table)
+    print(
+        f"{len(result['trials'])} of {result['total_trials']} trials; results in "
+        f"{result['sweep_dir']}/sweep.json"
+    )

@@ -15,7 +15,7 @@ from dlcore.experiment import build
 
 SMALL = {
     "data": {"name": "xor", "n_samples": 120},
-    "model": {"name": "mlp", "widths": [8], "dropout": 0.25, "batch_norm": True},
+    "model": {"name": "mlp", "widths": [8], "dropout": 0.25, "norm": "batch"},
     "train": {"epochs": 3, "batch_size": 16, "log_every": 4},
 }
 

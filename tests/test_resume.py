@@ -22,7 +22,7 @@ CONFIG = {
     "name": "resume",
     "seed": 3,
     "data": {"name": "xor", "n_samples": 2000},
-    "model": {"name": "mlp", "widths": [16], "dropout": 0.2, "batch_norm": True},
+    "model": {"name": "mlp", "widths": [16], "dropout": 0.2, "norm": "batch"},
     "optimizer": {"name": "adam", "learning_rate": 0.01},
     "train": {
         "epochs": 12,

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from dlcore.config_base import Section
-from dlcore.data.dataset import SPLITS, Dataset, Split, SplitName
+from dlcore.data.dataset import SPLITS, Dataset, Split, SplitName, apply_preprocessing
 from dlcore.data.digits import DigitsConfig, make_digits
 from dlcore.data.iterator import BatchOrder, Position
 from dlcore.data.sequences import (
@@ -59,8 +59,9 @@ DATASETS: dict[str, DatasetEntry] = {
 
 
 def load_dataset(cfg: Section) -> Dataset:
-    """Builds the data set described by a validated data config section."""
-    return DATASETS[cfg.name].build(cfg)
+    """Builds the data set of a validated ``[data]`` section, then applies its
+    ``preprocess`` (fitted on the training split only)."""
+    return apply_preprocessing(DATASETS[cfg.name].build(cfg), cfg.preprocess)
 
 
 __all__ = [

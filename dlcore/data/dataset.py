@@ -67,3 +67,25 @@ def split_fractions(
     n_val = int(round(val_fraction * len(x)))
     test, val, train = np.split(order, [n_test, n_test + n_val])
     return Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test])
+
+
+def apply_preprocessing(data: Dataset, name: str) -> Dataset:
+    """Applies ``standardize`` / ``channel_mean`` fitted on ``data.train`` to every split
+    (``none`` returns ``data`` unchanged). Test statistics never leak into the inputs."""
+    if name == "none":
+        return data
+    from dlcore.data.preprocess import PREPROCESSORS  # jax-based; imported when used
+
+    fit, apply = PREPROCESSORS[name]
+    stats = fit(data.train.x)
+
+    def transformed(split: Split) -> Split:
+        return Split(np.asarray(apply(split.x, stats), dtype=np.float32), split.y)
+
+    return dataclasses.replace(
+        data,
+        train=transformed(data.train),
+        val=transformed(data.val),
+        test=transformed(data.test),
+        info={**data.info, "preprocess": name},
+    )

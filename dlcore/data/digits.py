@@ -3,6 +3,7 @@
 from typing import Literal
 
 import numpy as np
+from pydantic import model_validator
 
 from dlcore.config_base import Section
 from dlcore.data.dataset import Dataset, Split
@@ -14,22 +15,34 @@ _TEST_FRACTION = 0.15
 
 
 class DigitsConfig(Section):
-    """8x8 digits as 64 features, standardized with training-split statistics.
+    """8x8 digits: 64 features (``layout = "flat"``) or 8x8x1 images (``"image"``).
 
     Fixed stratified split: 70% train (1257), 15% validation (270), 15% test (270).
+    ``preprocess`` is fitted on the training split only: ``standardize`` (per feature),
+    ``channel_mean`` (images: subtract the training mean of each channel) or ``none``
+    (raw pixel values 0..16).
     """
 
     name: Literal["digits"] = "digits"
+    layout: Literal["flat", "image"] = "flat"
+    preprocess: Literal["standardize", "channel_mean", "none"] = "standardize"
+
+    @model_validator(mode="after")
+    def _channel_mean_needs_images(self):
+        if self.preprocess == "channel_mean" and self.layout != "image":
+            raise ValueError("preprocess = 'channel_mean' needs layout = 'image'")
+        return self
 
 
 def make_digits(cfg: DigitsConfig) -> Dataset:
-    del cfg  # no options: the split and preprocessing are fixed
     # Imported here: scikit-learn is slow to import and only this data set needs it.
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     x, y = load_digits(return_X_y=True)
-    x = x.astype(np.float64)
+    x = x.astype(np.float32)
+    if cfg.layout == "image":
+        x = x.reshape(-1, 8, 8, 1)
     y = y.astype(np.int32)
     x_rest, x_test, y_rest, y_test = train_test_split(
         x, y, test_size=_TEST_FRACTION, stratify=y, random_state=_SPLIT_SEED
@@ -41,11 +54,5 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
         stratify=y_rest,
         random_state=_SPLIT_SEED,
     )
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std < 1e-8] = 1.0  # border pixels that are always blank in training
-    splits = [
-        Split(((a - mean) / std).astype(np.float32), b)
-        for a, b in ((x_train, y_train), (x_val, y_val), (x_test, y_test))
-    ]
+    splits = [Split(a, b) for a, b in ((x_train, y_train), (x_val, y_val), (x_test, y_test))]
     return Dataset("digits", *splits, num_classes=10, info={"image_shape": [8, 8]})

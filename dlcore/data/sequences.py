@@ -27,6 +27,7 @@ class ParityConfig(_Generated):
     """Bit strings with lengths uniform in [min_len, max_len]; label = number of ones mod 2."""
 
     name: Literal["parity"] = "parity"
+    preprocess: Literal["none"] = Field("none", description="token ids are not rescaled")
     n_samples: PositiveInt = 4000
     min_len: PositiveInt = 2
     max_len: PositiveInt = 16
@@ -42,6 +43,7 @@ class DyckDepthConfig(_Generated):
     """Balanced bracket strings ('(' = 0, ')' = 1); tag = nesting depth after each bracket."""
 
     name: Literal["dyck_depth"] = "dyck_depth"
+    preprocess: Literal["none"] = Field("none", description="token ids are not rescaled")
     n_samples: PositiveInt = 4000
     max_len: int = Field(24, ge=2, description="longest string (even lengths 2..max_len)")
     max_depth: PositiveInt = Field(6, description="strings deeper than this are redrawn")
@@ -51,6 +53,7 @@ class NumberWordsConfig(_Generated):
     """Numbers 0..999 (three one-hot digits at t = 0, zeros after) -> their English words."""
 
     name: Literal["number_words"] = "number_words"
+    preprocess: Literal["none"] = Field("none", description="one-hot inputs are not rescaled")
 
 
 class AddingConfig(_Generated):
@@ -61,6 +64,7 @@ class AddingConfig(_Generated):
     """
 
     name: Literal["adding"] = "adding"
+    preprocess: Literal["none"] = Field("none", description="the markers must stay 0/1")
     n_samples: PositiveInt = 20000
     length: int = Field(100, ge=2, description="sequence length T")
 

@@ -59,6 +59,7 @@ class StdlibCharsConfig(Section):
     """Character-level text of the standard library's source; see the module docstring."""
 
     name: Literal["stdlib_chars"] = "stdlib_chars"
+    preprocess: Literal["none"] = Field("none", description="character ids are not rescaled")
     seq_len: int = Field(100, ge=2, description="characters per training window (k)")
     eval_len: int = Field(2000, ge=2, description="characters per held-out window")
     min_count: int = Field(20, ge=1, description="rarer training characters become unknown")

@@ -11,6 +11,9 @@ from dlcore.data.dataset import Dataset, split_fractions
 
 class _Generated(Section):
     seed: int = Field(0, description="seed of the generator (not of training)")
+    preprocess: Literal["none", "standardize"] = Field(
+        "none", description="input standardization fitted on the training split"
+    )
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
 

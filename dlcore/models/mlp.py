@@ -1,25 +1,41 @@
 """Multi-layer perceptron: the first model every task plugs into."""
 
 from collections.abc import Sequence
+from typing import Literal
 
 import flax.linen as nn
 import jax
 
-from dlcore.activations import get_activation
+from dlcore.activations import ACTIVATIONS, get_activation
+from dlcore.checks import check_choice
+from dlcore.initializers import get_initializer
+from dlcore.layers import DropConnectDense, Dropout, GaussianWeightNoiseDense, Maxout, PReLU
+
+# Activations that are modules with parameters rather than plain functions.
+MODULE_ACTIVATIONS = ("prelu", "maxout")
+NORMS = ("none", "batch", "layer")
 
 
 class MLP(nn.Module):
-    """A stack of dense layers with optional batch norm and dropout.
+    """A stack of hidden layers and a linear output layer.
 
-    Each hidden layer computes h = dropout(act(bn(W h_prev + b))); the last layer is linear
-    (logits or regression outputs). Inputs of rank > 2 are flattened to ``[B, D]``.
+    Each hidden layer computes h = dropout(act(norm(W h_prev + b))); the output layer is
+    linear (logits or regression outputs). Inputs of rank > 2 are flattened to ``[B, D]``.
 
     Attributes:
-      widths: hidden layer widths, e.g. ``(128, 128)``.
+      widths: hidden layer widths, e.g. ``(128, 128)``; ``()`` is a linear model.
       out_features: width of the output layer (number of classes or targets).
-      activation: name in ``dlcore.activations.ACTIVATIONS``.
-      dropout: drop probability after each hidden activation (inverted dropout).
-      batch_norm: insert batch normalization before each hidden activation.
+      activation: a name in ``dlcore.activations.ACTIVATIONS``, or ``"prelu"`` (learned
+        leaky slope) or ``"maxout"`` (each unit the max of ``maxout_pieces`` linear pieces).
+      dropout: drop probability after each hidden activation.
+      dropout_mode: ``"inverted"`` (scale by 1/q while training) or ``"classic"`` (scale by
+        q at test time).
+      norm: ``"none"``, ``"batch"`` (running statistics in ``batch_stats``) or ``"layer"``.
+      dropconnect: probability of dropping each hidden weight while training (DropConnect).
+      weight_noise: std of Gaussian noise added to hidden weights while training.
+      maxout_pieces: linear pieces per maxout unit.
+      kernel_init: name in ``dlcore.initializers.INITIALIZERS`` for every dense kernel.
+      bias_init: name in ``dlcore.initializers.INITIALIZERS`` for every dense bias.
 
     Example:
       >>> model = MLP(widths=(32,), out_features=10)
@@ -32,17 +48,42 @@ class MLP(nn.Module):
     out_features: int
     activation: str = "relu"
     dropout: float = 0.0
-    batch_norm: bool = False
+    dropout_mode: Literal["inverted", "classic"] = "inverted"
+    norm: str = "none"
+    dropconnect: float = 0.0
+    weight_noise: float = 0.0
+    maxout_pieces: int = 2
+    kernel_init: str = "lecun_normal"
+    bias_init: str = "zeros"
+
+    def _hidden(self, width: int, inits: dict, train: bool, h_BxD: jax.Array) -> jax.Array:
+        if self.activation == "maxout":
+            return Maxout(width, self.maxout_pieces, kernel_init=inits["kernel_init"])(h_BxD)
+        if self.dropconnect > 0:
+            h_BxD = DropConnectDense(width, self.dropconnect, **inits)(h_BxD, train=train)
+        elif self.weight_noise > 0:
+            h_BxD = GaussianWeightNoiseDense(width, self.weight_noise, **inits)(h_BxD, train=train)
+        else:
+            h_BxD = nn.Dense(width, use_bias=self.norm != "batch", **inits)(h_BxD)
+        if self.norm == "batch":
+            h_BxD = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h_BxD)
+        elif self.norm == "layer":
+            h_BxD = nn.LayerNorm()(h_BxD)
+        if self.activation == "prelu":
+            return PReLU()(h_BxD)
+        return get_activation(self.activation)(h_BxD)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        act = get_activation(self.activation)
+        check_choice(self.activation, (*ACTIVATIONS, *MODULE_ACTIVATIONS), "activation")
+        check_choice(self.norm, NORMS, "norm")
+        inits = {
+            "kernel_init": get_initializer(self.kernel_init),
+            "bias_init": get_initializer(self.bias_init),
+        }
         h_BxD = x.reshape(x.shape[0], -1)
         for width in self.widths:
-            h_BxD = nn.Dense(width, use_bias=not self.batch_norm)(h_BxD)
-            if self.batch_norm:
-                h_BxD = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h_BxD)
-            h_BxD = act(h_BxD)
+            h_BxD = self._hidden(width, inits, train, h_BxD)
             if self.dropout > 0:
-                h_BxD = nn.Dropout(self.dropout, deterministic=not train)(h_BxD)
-        return nn.Dense(self.out_features)(h_BxD)
+                h_BxD = Dropout(self.dropout, self.dropout_mode)(h_BxD, train=train)
+        return nn.Dense(self.out_features, **inits)(h_BxD)

@@ -5,27 +5,63 @@ from typing import Literal, NamedTuple
 
 import flax.linen as nn
 import optax
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dlcore.config_base import Section
 from dlcore.data import Dataset
+from dlcore.regularizers import make_penalty
 from dlcore.tasks.base import Task
 from dlcore.tasks.perceptron import PerceptronTask
 from dlcore.tasks.sequence import TaggingTask
-from dlcore.tasks.supervised import classification, regression
+from dlcore.tasks.supervised import (
+    CLASSIFICATION_LOSSES,
+    REGRESSION_LOSSES,
+    binary_classification,
+    classification,
+    regression,
+)
 from dlcore.tasks.tbptt import TruncatedBPTTTask
 
 
-class ClassificationConfig(Section):
-    """Softmax cross-entropy on integer labels; reports loss and accuracy."""
+class _Penalized(Section):
+    penalty: Literal["none", "l2", "l1", "elastic_net"] = Field(
+        "none", description="weight penalty added to the loss (biases and norms excluded)"
+    )
+    penalty_strength: float = Field(0.0, ge=0.0, description="lambda of the penalty")
+    elastic_net_beta: float = Field(1.0, ge=0.0, description="L2 weight inside elastic net")
+
+    @model_validator(mode="after")
+    def _strength_needs_penalty(self):
+        if self.penalty == "none" and self.penalty_strength > 0:
+            raise ValueError("penalty_strength is set but penalty = 'none'; name the penalty")
+        return self
+
+    def make_penalty(self):
+        if self.penalty == "none" or self.penalty_strength == 0:
+            return None
+        return make_penalty(self.penalty, self.penalty_strength, beta=self.elastic_net_beta)
+
+
+class ClassificationConfig(_Penalized):
+    """K-way classification on integer labels; reports loss, accuracy and zero-one loss."""
 
     name: Literal["classification"] = "classification"
+    loss: Literal[tuple(CLASSIFICATION_LOSSES)] = "softmax_cross_entropy"  # type: ignore[valid-type]
 
 
-class RegressionConfig(Section):
-    """Half squared error on real targets; reports loss and MSE."""
+class BinaryClassificationConfig(_Penalized):
+    """Two classes scored by one output s (label 1 when s >= 0): logistic regression with
+    ``binary_cross_entropy``, a linear SVM with ``binary_hinge``."""
+
+    name: Literal["binary_classification"] = "binary_classification"
+    loss: Literal["binary_cross_entropy", "binary_hinge"] = "binary_cross_entropy"
+
+
+class RegressionConfig(_Penalized):
+    """Real-valued targets; reports loss, MSE and MAE."""
 
     name: Literal["regression"] = "regression"
+    loss: Literal[tuple(REGRESSION_LOSSES)] = "squared_error"  # type: ignore[valid-type]
 
 
 class PerceptronConfig(Section):
@@ -62,15 +98,20 @@ class TaskEntry(NamedTuple):
     # (task config, model or None, optax chain, data) -> Task
     build: Callable[[Section, nn.Module | None, optax.GradientTransformation, Dataset], Task]
     needs_model: bool
+    out_features: Callable[[Dataset], int] | None  # model output width for this data
     summary: str
 
 
 def _classification(cfg, model, optimizer, data):
-    return classification(model, optimizer)
+    return classification(model, optimizer, loss=cfg.loss, penalty=cfg.make_penalty())
+
+
+def _binary(cfg, model, optimizer, data):
+    return binary_classification(model, optimizer, loss=cfg.loss, penalty=cfg.make_penalty())
 
 
 def _regression(cfg, model, optimizer, data):
-    return regression(model, optimizer)
+    return regression(model, optimizer, loss=cfg.loss, penalty=cfg.make_penalty())
 
 
 def _perceptron(cfg, model, optimizer, data):
@@ -94,24 +135,42 @@ TASKS: dict[str, TaskEntry] = {
         ClassificationConfig,
         _classification,
         True,
-        "supervised classification (softmax cross-entropy)",
+        lambda d: d.num_classes,
+        "K-way classification (cross-entropy, hinge or sparsemax)",
+    ),
+    "binary_classification": TaskEntry(
+        BinaryClassificationConfig,
+        _binary,
+        True,
+        lambda d: 1,
+        "two classes, one score (logistic, SVM)",
     ),
     "regression": TaskEntry(
-        RegressionConfig, _regression, True, "supervised regression (squared error)"
+        RegressionConfig,
+        _regression,
+        True,
+        lambda d: int(d.train.y[0].size),
+        "real targets (squared error...)",
     ),
     "perceptron": TaskEntry(
         PerceptronConfig,
         _perceptron,
         False,
+        None,
         "online perceptron; its update rule replaces the optimizer",
     ),
     "tagging": TaskEntry(
-        TaggingConfig, _tagging, True, "per-step classification (tagging, generation, LM)"
+        TaggingConfig,
+        _tagging,
+        True,
+        lambda d: d.num_classes,
+        "per-step classification (tagging, generation, LM)",
     ),
     "truncated_bptt": TaskEntry(
         TruncatedBPTTConfig,
         _truncated_bptt,
         True,
+        lambda d: d.num_classes,
         "per-step classification over parallel streams, state carried across chunks",
     ),
 }

@@ -8,11 +8,34 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dlcore.losses import reduce_loss, softmax_cross_entropy, squared_error
+from dlcore.losses import (
+    binary_cross_entropy,
+    binary_hinge,
+    mean_absolute_error,
+    mean_squared_error,
+    multiclass_hinge,
+    reduce_loss,
+    softmax_cross_entropy,
+    sparsemax_loss,
+    squared_error,
+    zero_one_loss,
+)
 from dlcore.state import TrainState
 from dlcore.tasks.base import Batch, Metrics, Mode
 
 PerExample = Callable[[jax.Array, jax.Array], jax.Array]  # (pred, target) -> [B]
+Penalty = Callable[[object], jax.Array]  # params -> scalar
+
+CLASSIFICATION_LOSSES: dict[str, PerExample] = {
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "multiclass_hinge": multiclass_hinge,
+    "sparsemax_loss": sparsemax_loss,
+}
+REGRESSION_LOSSES: dict[str, PerExample] = {
+    "squared_error": squared_error,
+    "mse": mean_squared_error,
+    "mae": mean_absolute_error,
+}
 
 
 def accuracy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
@@ -22,10 +45,12 @@ def accuracy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class SupervisedTask:
-    """Fits ``model(x) -> pred`` to targets ``y`` by minimizing ``loss(pred, y)``.
+    """Fits ``model(x) -> pred`` to targets ``y`` by minimizing mean ``loss(pred, y)``
+    plus an optional weight ``penalty(params)``.
 
     Batches are dicts with ``x``, ``y`` and optionally ``mask`` (``[B]``, 1 for real
     examples, 0 for padding). Dropout keys come from ``state.step_key("dropout")``.
+    The reported ``loss`` is the data loss (the penalty is not included).
 
     Attributes:
       model: a Flax linen module called as ``model(x, train=bool)``.
@@ -34,6 +59,7 @@ class SupervisedTask:
       optimizer: the optax chain.
       metric_modes: whether each metric is better large or small (``loss`` is added).
       default_metric: validation metric that picks the best checkpoint.
+      penalty: optional ``params -> lambda R(W)`` added to the objective.
     """
 
     model: nn.Module
@@ -42,6 +68,7 @@ class SupervisedTask:
     optimizer: optax.GradientTransformation
     metric_modes: dict[str, Mode]
     default_metric: str
+    penalty: Penalty | None = None
 
     def init(self, rng: jax.Array, batch: Batch) -> TrainState:
         k_params, k_dropout, k_state = jax.random.split(rng, 3)
@@ -81,7 +108,10 @@ class SupervisedTask:
         def objective(params):
             pred, model_state = self._forward(state, params, batch["x"], train=True)
             per_example = self.loss(pred, batch["y"])
-            return reduce_loss(per_example, batch.get("mask")), (pred, model_state, per_example)
+            total = reduce_loss(per_example, batch.get("mask"))
+            if self.penalty is not None:
+                total = total + self.penalty(params)
+            return total, (pred, model_state, per_example)
 
         grads, (pred, model_state, per_example) = jax.grad(objective, has_aux=True)(state.params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
@@ -98,29 +128,88 @@ class SupervisedTask:
         return self._metric_sums(pred, batch, self.loss(pred, batch["y"]))
 
 
-def classification(model: nn.Module, optimizer: optax.GradientTransformation) -> SupervisedTask:
-    """Softmax cross-entropy on integer labels, reporting loss and accuracy."""
+def classification(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    loss: str = "softmax_cross_entropy",
+    penalty: Penalty | None = None,
+) -> SupervisedTask:
+    """K-way classification on integer labels, reporting loss, accuracy and zero-one loss.
+
+    ``loss`` is ``softmax_cross_entropy``, ``multiclass_hinge`` (a multi-class linear SVM
+    with a linear model and an L2 penalty) or ``sparsemax_loss``.
+    """
     return SupervisedTask(
         model=model,
-        loss=softmax_cross_entropy,
-        metrics={"accuracy": accuracy},
+        loss=CLASSIFICATION_LOSSES[loss],
+        metrics={"accuracy": accuracy, "zero_one": zero_one_loss},
         optimizer=optimizer,
-        metric_modes={"loss": "min", "accuracy": "max"},
+        metric_modes={"loss": "min", "accuracy": "max", "zero_one": "min"},
         default_metric="accuracy",
+        penalty=penalty,
     )
 
 
-def regression(model: nn.Module, optimizer: optax.GradientTransformation) -> SupervisedTask:
-    """Half squared error on real-valued targets, reporting loss and MSE."""
+def _one_score(pred_Bx1: jax.Array) -> jax.Array:
+    if pred_Bx1.ndim != 2 or pred_Bx1.shape[1] != 1:
+        raise ValueError(
+            f"binary classification needs one output per example, [B, 1]; got "
+            f"{tuple(pred_Bx1.shape)}"
+        )
+    return pred_Bx1[:, 0]
 
-    def mse(pred, y):
-        return 2.0 * squared_error(pred, y) / pred[0].size
+
+def binary_classification(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    loss: str = "binary_cross_entropy",
+    penalty: Penalty | None = None,
+) -> SupervisedTask:
+    """Labels {0, 1} scored by one output s: class 1 when s >= 0.
+
+    ``binary_cross_entropy`` is logistic regression (sigmoid cross-entropy on s);
+    ``binary_hinge`` is the SVM hinge max(0, 1 - y s) with y = 2 label - 1.
+    """
+    if loss == "binary_cross_entropy":
+
+        def per_example(pred, y):
+            return binary_cross_entropy(_one_score(pred), y.astype(pred.dtype))
+    elif loss == "binary_hinge":
+
+        def per_example(pred, y):
+            return binary_hinge(_one_score(pred), 2.0 * y.astype(pred.dtype) - 1.0)
+    else:
+        raise ValueError(
+            f"binary loss must be 'binary_cross_entropy' or 'binary_hinge'; got {loss!r}"
+        )
+
+    def binary_accuracy(pred, y):
+        return ((_one_score(pred) >= 0).astype(jnp.int32) == y).astype(jnp.float32)
 
     return SupervisedTask(
         model=model,
-        loss=squared_error,
-        metrics={"mse": mse},
+        loss=per_example,
+        metrics={"accuracy": binary_accuracy, "zero_one": lambda p, y: 1.0 - binary_accuracy(p, y)},
         optimizer=optimizer,
-        metric_modes={"loss": "min", "mse": "min"},
+        metric_modes={"loss": "min", "accuracy": "max", "zero_one": "min"},
+        default_metric="accuracy",
+        penalty=penalty,
+    )
+
+
+def regression(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    loss: str = "squared_error",
+    penalty: Penalty | None = None,
+) -> SupervisedTask:
+    """Real-valued targets, reporting the loss, MSE and MAE."""
+    return SupervisedTask(
+        model=model,
+        loss=REGRESSION_LOSSES[loss],
+        metrics={"mse": mean_squared_error, "mae": mean_absolute_error},
+        optimizer=optimizer,
+        metric_modes={"loss": "min", "mse": "min", "mae": "min"},
         default_metric="mse",
+        penalty=penalty,
     )

@@ -1,0 +1,50 @@
+"""``python -m benchmarks mlp lstm cnn attention`` (or ``all``): the benchmark command line.
+
+Examples:
+  python -m benchmarks mlp --quick --out /tmp/bench      # seconds: smoke run, tiny shapes
+  python -m benchmarks all                               # the full suite (many minutes)
+  python -m benchmarks --readme                          # README section from the latest JSON
+"""
+
+import argparse
+import pathlib
+import sys
+
+from benchmarks import report, runner
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("suites", nargs="*", help=f"any of {', '.join(runner.SUITES)} or all")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat (smoke run)")
+    parser.add_argument("--out", type=pathlib.Path, default=runner.RESULTS_DIR)
+    parser.add_argument("--repeats", type=int, default=None, help="timed samples (default 5)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 2)")
+    parser.add_argument(
+        "--readme",
+        nargs="?",
+        const=pathlib.Path("README.md"),
+        type=pathlib.Path,
+        help="regenerate the README performance section from the latest full-run JSON in --out",
+    )
+    args = parser.parse_args(argv)
+    if not args.suites and args.readme is None:
+        parser.error("name at least one suite (or all), or pass --readme")
+    try:
+        if args.suites:
+            runner.run(args.suites, args.quick, args.out, args.repeats, args.warmup)
+        if args.readme is not None:
+            latest = report.latest_json(args.out)
+            if latest is None:
+                parser.error(f"no full-run results (bench_*.json without _quick) in {args.out}")
+            report.update_readme(args.readme, latest)
+            print(f"updated {args.readme} from {latest}")
+    except ValueError as err:
+        parser.error(str(err))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The loss registry: config names to per-example loss functions."""
+
+from collections.abc import Callable
+
+import jax
+
+from dlcore.checks import check_choice
+from dlcore.losses.classification import (
+    binary_cross_entropy,
+    binary_hinge,
+    multiclass_hinge,
+    softmax_cross_entropy,
+    sparsemax_loss,
+)
+from dlcore.losses.metric_learning import contrastive_loss, triplet_loss
+from dlcore.losses.regression import (
+    mean_absolute_error,
+    mean_bias_error,
+    mean_squared_error,
+    squared_error,
+)
+
+# Every entry returns one value per example ([B]); reduce with reduce_loss. Prediction-target
+# losses take (pred, target); "contrastive" takes (emb_a, emb_b, same) and "triplet" takes
+# (anchor, positive, negative).
+LOSSES: dict[str, Callable[..., jax.Array]] = {
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "binary_cross_entropy": binary_cross_entropy,
+    "multiclass_hinge": multiclass_hinge,
+    "binary_hinge": binary_hinge,
+    "squared_error": squared_error,
+    "mse": mean_squared_error,
+    "mae": mean_absolute_error,
+    "mean_bias_error": mean_bias_error,
+    "sparsemax_loss": sparsemax_loss,
+    "contrastive": contrastive_loss,
+    "triplet": triplet_loss,
+}
+
+
+def get_loss(name: str) -> Callable[..., jax.Array]:
+    """Returns the loss registered under ``name``.
+
+    Raises:
+      ValueError: if ``name`` is not registered; the message lists the valid names.
+    """
+    check_choice(name, LOSSES, "loss")
+    return LOSSES[name]

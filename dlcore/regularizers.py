@@ -1,0 +1,131 @@
+"""Weight penalties (L2, L1, elastic net) and decoupled weight decay, on weights only.
+
+Which leaves count as weights is decided from parameter paths: by default any leaf whose path
+contains a component named ``bias`` or ``scale``, or a ``BatchNorm``/``LayerNorm`` submodule
+(Flax numbers them ``BatchNorm_0``, ...), is excluded, because shrinking offsets and norm gains
+does not reduce capacity and only biases the fit.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dlcore.checks import check_choice
+
+DEFAULT_EXCLUDE: tuple[str, ...] = ("bias", "scale", "BatchNorm", "LayerNorm")
+
+Penalty = Callable[[object], jax.Array]  # params -> scalar
+
+
+def _key_name(entry) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr))
+    return str(entry)
+
+
+def weight_mask(params, exclude: Sequence[str] = DEFAULT_EXCLUDE):
+    """A pytree of bools like ``params``: True for leaves that are penalized weights.
+
+    A leaf is excluded when any component of its path equals a name in ``exclude``, or is
+    that name followed by Flax's ``_<n>`` module index (``BatchNorm_3`` matches
+    ``BatchNorm``).
+
+    Example:
+      >>> weight_mask({"Dense_0": {"kernel": jnp.ones(2), "bias": jnp.ones(2)}})
+      {'Dense_0': {'bias': False, 'kernel': True}}
+    """
+    patterns = [re.compile(rf"{re.escape(name)}(_\d+)?") for name in exclude]
+
+    def is_weight(path, _leaf) -> bool:
+        names = [_key_name(entry) for entry in path]
+        return not any(p.fullmatch(n) for p in patterns for n in names)
+
+    return jax.tree_util.tree_map_with_path(is_weight, params)
+
+
+def _masked_sum(fn, params, exclude: Sequence[str]) -> jax.Array:
+    mask = weight_mask(params, exclude)
+    terms = jax.tree.map(lambda w, keep: jnp.sum(fn(w)) if keep else 0.0, params, mask)
+    return sum(jax.tree.leaves(terms), jnp.zeros(()))
+
+
+def l2_penalty(params, exclude: Sequence[str] = DEFAULT_EXCLUDE) -> jax.Array:
+    """R(W) = sum_k sum_l W_kl^2 over the weight leaves (the lectures' L2 term)."""
+    return _masked_sum(jnp.square, params, exclude)
+
+
+def l1_penalty(params, exclude: Sequence[str] = DEFAULT_EXCLUDE) -> jax.Array:
+    """R(W) = sum_k sum_l |W_kl| over the weight leaves; drives weights to exactly zero."""
+    return _masked_sum(jnp.abs, params, exclude)
+
+
+def elastic_net_penalty(
+    params, beta: float = 1.0, exclude: Sequence[str] = DEFAULT_EXCLUDE
+) -> jax.Array:
+    """R(W) = sum_k sum_l (beta W_kl^2 + |W_kl|), the lectures' elastic net."""
+    return beta * l2_penalty(params, exclude) + l1_penalty(params, exclude)
+
+
+def make_penalty(
+    name: str,
+    strength: float,
+    *,
+    beta: float = 1.0,
+    exclude: Sequence[str] = DEFAULT_EXCLUDE,
+) -> Penalty:
+    """A loss term ``params -> lambda * R(W)`` for the regularizer registered as ``name``.
+
+    Add it to the data loss: L = (1/N) sum_i L_i + lambda R(W).
+
+    Args:
+      name: ``"l2"``, ``"l1"`` or ``"elastic_net"``.
+      strength: lambda >= 0.
+      beta: the L2 weight inside the elastic net (ignored otherwise).
+      exclude: path names that are not penalized.
+
+    Example:
+      >>> penalty = make_penalty("l2", 0.1)
+      >>> penalty({"Dense_0": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}})
+      Array(0.4, dtype=float32)
+    """
+    check_choice(name, REGULARIZERS, "regularizer")
+    if strength < 0:
+        raise ValueError(f"regularizer strength must be >= 0; got {strength!r}")
+    exclude = tuple(exclude)
+    if name == "elastic_net":
+        return lambda params: strength * elastic_net_penalty(params, beta, exclude)
+    fn = REGULARIZERS[name]
+    return lambda params: strength * fn(params, exclude)
+
+
+def decoupled_weight_decay(
+    rate: float, exclude: Sequence[str] = DEFAULT_EXCLUDE
+) -> optax.GradientTransformation:
+    """Adds ``rate * w`` to the update of every weight leaf (Loshchilov & Hutter's AdamW decay).
+
+    Place it in an ``optax.chain`` before the learning-rate scaling, e.g.
+    ``optax.chain(optax.scale_by_adam(), decoupled_weight_decay(1e-4), optax.scale(-lr))``:
+    the decay then bypasses the adaptive scaling, unlike an L2 term in the loss.
+
+    Example:
+      >>> tx = decoupled_weight_decay(0.5)
+      >>> params = {"kernel": jnp.ones(2), "bias": jnp.ones(2)}
+      >>> updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+      >>> updates["kernel"].tolist(), updates["bias"].tolist()
+      ([0.5, 0.5], [0.0, 0.0])
+    """
+    if rate < 0:
+        raise ValueError(f"weight decay rate must be >= 0; got {rate!r}")
+    exclude = tuple(exclude)
+    return optax.add_decayed_weights(rate, mask=lambda params: weight_mask(params, exclude))
+
+
+REGULARIZERS: dict[str, Callable[..., jax.Array]] = {
+    "l2": l2_penalty,
+    "l1": l1_penalty,
+    "elastic_net": elastic_net_penalty,
+}
