@@ -147,6 +147,15 @@ def test_step_compiles_once_and_time_is_not_unrolled_in_python():
     assert n_eqns(5) == n_eqns(50)  # the program does not grow with T
 
 
+def test_auto_impl_picks_the_custom_vjp_for_the_plain_lstm_only():
+    x = jnp.ones((B, T, D))
+    for cell, want in ((LSTMCell(H), True), (make_cell("peephole_lstm", H), False)):
+        rnn = RNN(cell)
+        params = random_params(rnn, x)
+        jaxpr = str(jax.make_jaxpr(rnn.apply)({"params": params}, x))
+        assert ("custom_vjp_call" in jaxpr) == want
+
+
 def test_final_outputs_carry_passing_and_mask_argument():
     with jax.enable_x64(True):
         rnn, params, x = _setup("gru", seed=8, return_carry=True)
@@ -202,6 +211,10 @@ def test_boundary_errors_are_one_line_and_name_the_argument():
         with pytest.raises(ValueError, match=msg):
             inputs = kw.pop("x", x)
             jax.eval_shape(functools.partial(rnn.apply, **kw), v, inputs)
+    with pytest.raises(ValueError, match=r"h_keep must be \[B, H\] = \(3, 4\); got \(3, 5\)"):
+        jax.eval_shape(
+            functools.partial(rnn.apply, method="run", h_keep=jnp.ones((B, H + 1))), v, x
+        )
     gru = RNN(make_cell("gru", H), impl="custom_vjp")
     with pytest.raises(ValueError, match="impl='custom_vjp' supports LSTMCell only; got GRUCell"):
         jax.eval_shape(gru.init, jax.random.key(0), x)

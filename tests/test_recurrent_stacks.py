@@ -105,6 +105,7 @@ def test_stack_carries_hand_over_between_chunks():
     variables = {"params": random_params(net, x, train=False)}
     apply = jax.jit(functools.partial(net.apply, train=False, return_carry=True))
     full_carry, full_y = apply(variables, x)
+    chex.assert_trees_all_close(apply(variables, x, carry=net.zero_carry(B)), (full_carry, full_y))
     mid, y1 = apply(variables, x[:, :2])
     end, y2 = apply(variables, x[:, 2:], carry=mid)
     np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), full_y, rtol=1e-5, atol=1e-6)

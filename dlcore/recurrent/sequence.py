@@ -124,7 +124,7 @@ class RNN(nn.Module):
 
         Args:
           x_BxTxD: inputs ``[B, T, D]``.
-          lengths: checked integer ``[B]`` lengths (see :func:`resolve_lengths`) or None.
+          lengths: integer ``[B]`` lengths or None (see :func:`resolve_lengths`).
           carry: initial carry or None.
           reverse: overrides the ``reverse`` attribute when not None.
           h_keep: ``[B, H]`` variational-dropout multiplier on h_{t-1} inside the step.
@@ -143,9 +143,9 @@ class RNN(nn.Module):
             )
         batch, steps, _ = x_BxTxD.shape
         hidden = self.cell.features
-        for name, arr, want in (("h_keep", h_keep, (batch, hidden)),):
-            if arr is not None and arr.shape != want:
-                raise ValueError(f"{name} must be [B, H] = {want}; got {arr.shape}")
+        lengths = resolve_lengths(x_BxTxD, lengths, None)
+        if h_keep is not None and h_keep.shape != (batch, hidden):
+            raise ValueError(f"h_keep must be [B, H] = {(batch, hidden)}; got {h_keep.shape}")
         if h_delta is not None and h_delta.shape != (batch, steps, hidden):
             raise ValueError(f"h_delta must be [B, T, H]; got {h_delta.shape}")
         reverse = self.reverse if reverse is None else reverse
@@ -154,8 +154,10 @@ class RNN(nn.Module):
             x_BxTxD = reverse_within_lengths(x_BxTxD, lengths)
             if h_delta is not None:
                 h_delta = reverse_within_lengths(h_delta, lengths)
-        # Project once in time-major order: the [T, B, G*H] result is what scan slices.
-        xp_TxBxG = self.cell.project(jnp.swapaxes(x_BxTxD, 0, 1))
+        # Project once in time-major order: the [T, B, G*H] result is what scan slices. As a
+        # 2-D [T·B, D] matmul its weight gradient is one plain GEMM too.
+        x_TBxD = jnp.swapaxes(x_BxTxD, 0, 1).reshape(steps * batch, -1)
+        xp_TxBxG = self.cell.project(x_TBxD).reshape(steps, batch, -1)
         # Built even when a carry is given, so that a learned initial carry's parameters exist
         # whichever way the layer was first called.
         default_carry = self._initial_carry(batch, xp_TxBxG.dtype)
@@ -168,8 +170,11 @@ class RNN(nn.Module):
         mask_TxB = None if lengths is None else lengths_to_mask(lengths, steps).T
         delta_TxBxH = None if h_delta is None else jnp.swapaxes(h_delta, 0, 1)
 
-        use_vjp = self.impl == "custom_vjp" or (self.impl == "auto" and is_lstm and h_delta is None)
-        if use_vjp and h_delta is None:
+        # h_delta (diagnostics only) needs the generic scan's hook, whatever impl says.
+        use_vjp = h_delta is None and (
+            self.impl == "custom_vjp" or (self.impl == "auto" and is_lstm)
+        )
+        if use_vjp:
             carry, y_TxBxH = lstm_scan_vjp(
                 self.cell.recurrent_params()["recurrent_kernel"],
                 carry,

@@ -128,6 +128,13 @@ class StackedRNN(nn.Module):
         rnn = RNN(cell, unroll=self.unroll, remat=self.remat, impl=self.impl, parent=None)
         return rnn if name is None else rnn.clone(parent=self, name=name)
 
+    def zero_carry(self, batch: int, dtype=jnp.float32) -> list[Carry]:
+        """All-zero per-layer carries (unidirectional stacks): the state a truncated-BPTT run
+        starts from, e.g. ``TrainState(..., extra={"carry": net.zero_carry(batch)})``.
+        Needs no parameters: call it on the unbound module."""
+        cell = make_cell(self.cell, self.features, parent=None, **dict(self.cell_kwargs))
+        return [cell.zero_carry(batch, dtype) for _ in range(self.num_layers)]
+
     def _keep_mask(self, batch: int, train: bool) -> jax.Array | None:
         """A [B, H] inverted-dropout multiplier for h_{t-1}, fixed over the sequence."""
         if not (train and self.recurrent_dropout > 0):
