@@ -72,9 +72,9 @@ def build(
                 [("task.name", f"{cfg.data.name} has {data.num_classes} classes; binary needs 2")],
             )
         try:
-            model = build_model(cfg.model, entry.out_features(cfg.task, data))
+            model = build_model(cfg.model, entry.out_features(cfg.task, data), data)
         except ValueError as err:
-            raise ConfigError(source, [("model.name", str(err))]) from None
+            raise ConfigError(source, [("model", str(err))]) from None
 
     elif cfg.model is not None:
         raise ConfigError(

@@ -17,9 +17,12 @@ from dlcore.tasks.registry import TASKS
 def print_listing(experiments_dir: str | pathlib.Path = "experiments") -> None:
     console = Console()
     table = Table(title=f"experiments ({experiments_dir}/)")
-    for col in ("file", "data", "model", "optimizer", "epochs"):
+    paths = sorted(pathlib.Path(experiments_dir).glob("*.toml"))
+    # File names are what a user copies: narrow terminals shorten the other columns instead.
+    table.add_column("file", no_wrap=True, min_width=max((len(str(p)) for p in paths), default=4))
+    for col in ("data", "model", "optimizer", "epochs"):
         table.add_column(col)
-    for path in sorted(pathlib.Path(experiments_dir).glob("*.toml")):
+    for path in paths:
         try:
             cfg = load_config(path)
         except ConfigError as err:

@@ -6,6 +6,17 @@ from dlcore.config_base import Section
 from dlcore.data.dataset import SPLITS, Dataset, Split, SplitName, apply_preprocessing
 from dlcore.data.digits import DigitsConfig, make_digits
 from dlcore.data.iterator import BatchOrder, Position
+from dlcore.data.sequences import (
+    AddingConfig,
+    DyckDepthConfig,
+    NumberWordsConfig,
+    ParityConfig,
+    make_adding,
+    make_dyck_depth,
+    make_number_words,
+    make_parity,
+)
+from dlcore.data.stdlib_text import StdlibCharsConfig, make_stdlib_chars
 from dlcore.data.synthetic import (
     BlobsConfig,
     LineConfig,
@@ -33,6 +44,17 @@ DATASETS: dict[str, DatasetEntry] = {
     "digits": DatasetEntry(DigitsConfig, make_digits, "scikit-learn 8x8 digits, 10 classes"),
     "random": DatasetEntry(RandomConfig, make_random, "random features, random labels"),
     "line": DatasetEntry(LineConfig, make_line, "regression on y = slope x + intercept"),
+    "parity": DatasetEntry(ParityConfig, make_parity, "bit strings -> parity (many-to-one)"),
+    "dyck_depth": DatasetEntry(
+        DyckDepthConfig, make_dyck_depth, "brackets -> depth per step (many-to-many)"
+    ),
+    "number_words": DatasetEntry(
+        NumberWordsConfig, make_number_words, "a number -> its English spelling (one-to-many)"
+    ),
+    "adding": DatasetEntry(AddingConfig, make_adding, "the adding problem (regression)"),
+    "stdlib_chars": DatasetEntry(
+        StdlibCharsConfig, make_stdlib_chars, "characters of the Python stdlib's source"
+    ),
 }
 
 

@@ -28,6 +28,10 @@ class BatchOrder:
       num_examples: size of the training split.
       batch_size: examples per batch.
       seed: shuffling seed.
+      order: "shuffled" (a fresh permutation every epoch) or "streams": the examples are
+        read as ``batch_size`` contiguous streams and batch n holds the n-th example of
+        every stream, the same in every epoch (truncated BPTT carries state from batch n
+        to batch n + 1 of the same stream).
 
     Example:
       >>> order = BatchOrder(num_examples=10, batch_size=4, seed=0)
@@ -40,8 +44,11 @@ class BatchOrder:
     num_examples: int
     batch_size: int
     seed: int
+    order: str = "shuffled"
 
     def __post_init__(self):
+        if self.order not in ("shuffled", "streams"):
+            raise ValueError(f"batch order must be 'shuffled' or 'streams'; got {self.order!r}")
         if self.batch_size > self.num_examples:
             raise ValueError(
                 f"train.batch_size ({self.batch_size}) is larger than the training split "
@@ -59,6 +66,9 @@ class BatchOrder:
     def indices(self, epoch: int) -> np.ndarray:
         """Example indices of every batch of ``epoch``, ``[steps_per_epoch, batch_size]``."""
         used = self.steps_per_epoch * self.batch_size
+        if self.order == "streams":
+            # Stream b is examples [b * S, (b + 1) * S); batch n takes example n of each.
+            return np.arange(used).reshape(self.batch_size, self.steps_per_epoch).T.copy()
         return self.permutation(epoch)[:used].reshape(self.steps_per_epoch, self.batch_size)
 
     def position(self, step: int) -> Position:

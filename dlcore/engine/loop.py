@@ -123,7 +123,9 @@ def fit(
         )
     tracker = BestTracker(metric, task.metric_modes[metric] == "max", cfg.early_stopping_patience)
     totals = getattr(task, "total_metrics", ())
-    order = BatchOrder(len(data.train), cfg.batch_size, seed)
+    order = BatchOrder(
+        len(data.train), cfg.batch_size, seed, order=getattr(task, "batch_order", "shuffled")
+    )
     spe = order.steps_per_epoch
     total = cfg.epochs * spe
     compiled = CompiledTask(task)

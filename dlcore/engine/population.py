@@ -91,7 +91,8 @@ def fit_population(
     t_begin = time.perf_counter()
     metric = cfg.best_metric or task.default_metric
     trackers = [BestTracker(metric, task.metric_modes[metric] == "max") for _ in seeds]
-    orders = [BatchOrder(len(data.train), cfg.batch_size, s) for s in seeds]
+    batch_order = getattr(task, "batch_order", "shuffled")
+    orders = [BatchOrder(len(data.train), cfg.batch_size, s, order=batch_order) for s in seeds]
     spe = orders[0].steps_per_epoch
     compiled = CompiledTask(task)  # for its epoch body and trace counter
     example = {"x": data.train.x[: cfg.batch_size], "y": data.train.y[: cfg.batch_size]}

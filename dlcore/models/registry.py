@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import flax.linen as nn
+from flax.core import FrozenDict
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from dlcore.activations import ACTIVATIONS
@@ -14,6 +15,8 @@ from dlcore.layers.conv import CONV_IMPLS
 from dlcore.models.lenet import LeNet5
 from dlcore.models.mlp import MLP, MODULE_ACTIVATIONS
 from dlcore.models.multihead import MultiHeadMLP
+from dlcore.models.rnn import SequenceModel
+from dlcore.recurrent import CELLS, RECURRENT_INITS
 
 BIAS_ONLY_INITIALIZERS = ("forget_gate_bias",)
 
@@ -54,7 +57,7 @@ class MLPConfig(Section):
         return self
 
 
-def _mlp(cfg: MLPConfig, out_features: int) -> nn.Module:
+def _mlp(cfg: MLPConfig, out_features: int, data=None) -> nn.Module:
     fields = cfg.model_dump(exclude={"name", "widths"})
     return MLP(widths=tuple(cfg.widths), out_features=out_features, **fields)
 
@@ -66,7 +69,7 @@ class LinearConfig(Section):
     name: Literal["linear"] = "linear"
 
 
-def _linear(cfg: LinearConfig, out_features: int) -> nn.Module:
+def _linear(cfg: LinearConfig, out_features: int, data=None) -> nn.Module:
     return MLP(widths=(), out_features=out_features)
 
 
@@ -87,7 +90,7 @@ class MultiHeadMLPConfig(Section):
     )
 
 
-def _multihead(cfg: MultiHeadMLPConfig, out_features) -> nn.Module:
+def _multihead(cfg: MultiHeadMLPConfig, out_features, data=None) -> nn.Module:
     if not isinstance(out_features, dict) or not out_features:
         raise ValueError("multihead_mlp needs a multi-target data set and the multitask task")
     return MultiHeadMLP(
@@ -123,7 +126,7 @@ class LeNet5Config(Section):
         return value
 
 
-def _lenet5(cfg: LeNet5Config, out_features: int) -> nn.Module:
+def _lenet5(cfg: LeNet5Config, out_features: int, data=None) -> nn.Module:
     return LeNet5(
         out_features=out_features,
         activation=cfg.activation,
@@ -133,9 +136,73 @@ def _lenet5(cfg: LeNet5Config, out_features: int) -> nn.Module:
     )
 
 
+class RNNConfig(Section):
+    """A recurrent sequence model (dlcore.recurrent stack) with a dense head.
+
+    ``readout`` picks the task shape: "last" or "mean" for many-to-one, "all" for
+    many-to-many and one-to-many. Token inputs (``embedding``/``one_hot``) use ``-1`` as
+    padding; ``real`` inputs are ``[T, D]`` vectors per example.
+    """
+
+    name: Literal["rnn"] = "rnn"
+    input: Literal["embedding", "one_hot", "real"] = "embedding"
+    embed_dim: PositiveInt = 32
+    cell: str = "lstm"
+    features: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: bool = False
+    merge: Literal["concat", "sum"] = "concat"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between layers")
+    recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="needs variational")
+    variational: bool = False
+    output_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the head")
+    recurrent_init: str = "orthogonal"
+    readout: Literal["last", "mean", "all"] = "last"
+
+    @field_validator("cell")
+    @classmethod
+    def _known_cell(cls, value: str) -> str:
+        check_choice(value, CELLS, "cell")
+        return value
+
+    @field_validator("recurrent_init")
+    @classmethod
+    def _known_init(cls, value: str) -> str:
+        check_choice(value, RECURRENT_INITS, "recurrent_init")
+        return value
+
+
+def _rnn(cfg: RNNConfig, out_features: int, data=None) -> nn.Module:
+    vocab_size = None
+    if cfg.input != "real":
+        if data is None or "vocab_size" not in data.info:
+            raise ValueError(
+                f"model.input = {cfg.input!r} needs a token data set (with a vocabulary); "
+                "use input = 'real' for real-valued sequences"
+            )
+        vocab_size = int(data.info["vocab_size"])
+    return SequenceModel(
+        out_features=out_features,
+        vocab_size=vocab_size,
+        input_mode=cfg.input,
+        embed_dim=cfg.embed_dim,
+        cell=cfg.cell,
+        features=cfg.features,
+        num_layers=cfg.num_layers,
+        bidirectional=cfg.bidirectional,
+        merge=cfg.merge,
+        dropout=cfg.dropout,
+        recurrent_dropout=cfg.recurrent_dropout,
+        variational=cfg.variational,
+        cell_kwargs=FrozenDict({"recurrent_init": cfg.recurrent_init}),
+        readout=cfg.readout,
+        output_dropout=cfg.output_dropout,
+    )
+
+
 class ModelEntry(NamedTuple):
     config: type[Section]
-    build: Callable[..., nn.Module]  # (config, out_features) -> module
+    build: Callable[..., nn.Module]  # (config, out_features, data) -> module
     summary: str
 
 
@@ -146,9 +213,10 @@ MODELS: dict[str, ModelEntry] = {
         MultiHeadMLPConfig, _multihead, "shared trunk, one head per target (multi-task)"
     ),
     "lenet5": ModelEntry(LeNet5Config, _lenet5, "LeNet-5 CNN for 28x28 images (conv, max-pool)"),
+    "rnn": ModelEntry(RNNConfig, _rnn, "recurrent stack (RNN/LSTM/GRU) with a dense head"),
 }
 
 
-def build_model(cfg: Section, out_features: int) -> nn.Module:
-    """The Flax module for a validated model section."""
-    return MODELS[cfg.name].build(cfg, out_features)
+def build_model(cfg: Section, out_features: int, data=None) -> nn.Module:
+    """The Flax module for a validated model section (``data`` sizes token inputs)."""
+    return MODELS[cfg.name].build(cfg, out_features, data)

@@ -14,6 +14,7 @@ from dlcore.tasks.base import Task
 from dlcore.tasks.embedding import embedding
 from dlcore.tasks.multitask import multitask_classification
 from dlcore.tasks.perceptron import PerceptronTask
+from dlcore.tasks.sequence import TaggingTask
 from dlcore.tasks.supervised import (
     CLASSIFICATION_LOSSES,
     REGRESSION_LOSSES,
@@ -21,6 +22,7 @@ from dlcore.tasks.supervised import (
     classification,
     regression,
 )
+from dlcore.tasks.tbptt import TruncatedBPTTTask
 
 
 class _Penalized(Section):
@@ -93,6 +95,27 @@ class PerceptronConfig(Section):
     bias: bool = False
 
 
+class TaggingConfig(Section):
+    """Per-step softmax cross-entropy on [T] integer targets (-1 = padding, not counted).
+
+    Many-to-many tagging, one-to-many generation, or a language model on shuffled windows.
+    """
+
+    name: Literal["tagging"] = "tagging"
+    bits_metric: str | None = Field(
+        None, description="also report the loss in bits under this name, e.g. bits_per_char"
+    )
+
+
+class TruncatedBPTTConfig(Section):
+    """Truncated BPTT: the training windows are read as train.batch_size parallel streams,
+    one k-step chunk per update, the recurrent state carried across chunks (and checkpointed).
+    """
+
+    name: Literal["truncated_bptt"] = "truncated_bptt"
+    bits_metric: str | None = "bits_per_char"
+
+
 class TaskEntry(NamedTuple):
     config: type[Section]
     # (task config, model or None, optax chain, data) -> Task
@@ -131,6 +154,18 @@ def _embedding(cfg, model, optimizer, data):
 
 def _perceptron(cfg, model, optimizer, data):
     return PerceptronTask(data.num_classes, multiclass=cfg.multiclass, bias=cfg.bias)
+
+
+def _tagging(cfg, model, optimizer, data):
+    default = cfg.bits_metric or "accuracy"
+    return TaggingTask(model, optimizer, bits_metric=cfg.bits_metric, default_metric=default)
+
+
+def _truncated_bptt(cfg, model, optimizer, data):
+    default = cfg.bits_metric or "loss"
+    return TruncatedBPTTTask(
+        model, optimizer, len(data.train), bits_metric=cfg.bits_metric, default_metric=default
+    )
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -175,5 +210,19 @@ TASKS: dict[str, TaskEntry] = {
         False,
         None,
         "online perceptron; its update rule replaces the optimizer",
+    ),
+    "tagging": TaskEntry(
+        TaggingConfig,
+        _tagging,
+        True,
+        lambda c, d: d.num_classes,
+        "per-step classification (tagging, generation, LM)",
+    ),
+    "truncated_bptt": TaskEntry(
+        TruncatedBPTTConfig,
+        _truncated_bptt,
+        True,
+        lambda c, d: d.num_classes,
+        "per-step classification over parallel streams, state carried across chunks",
     ),
 }
