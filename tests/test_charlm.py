@@ -8,6 +8,8 @@ import numpy as np
 import optax
 import pytest
 
+from dlcore import cli
+from dlcore.config_loading import load_config
 from dlcore.data.stdlib_text import (
     TEST_FILES,
     TRAIN_FILES,
@@ -20,6 +22,7 @@ from dlcore.data.stdlib_text import (
     make_stdlib_chars,
     stdlib_dir,
 )
+from dlcore.experiment import run_experiment
 from dlcore.models.rnn import SequenceModel
 from dlcore.sampling import check_sampling_args, generate
 from dlcore.tasks.tbptt import TruncatedBPTTTask
@@ -127,25 +130,21 @@ def test_bad_sampling_settings_are_one_line_errors(kw, message):
         check_sampling_args(**args)
 
 
-def test_dlcore_sample_prints_text_after_the_prompt(tmp_path):
+def test_dlcore_sample_prints_text_after_the_prompt(tmp_path, capsys):
+    overrides = [
+        "data.max_train_files=1",
+        "data.seq_len=50",
+        "data.eval_len=20000",
+        "model.features=16",
+        "model.embed_dim=8",
+        "train.batch_size=16",
+    ]
+    cfg = load_config(REPO / "experiments" / "charlm_lstm.toml", overrides)
     run_dir = tmp_path / "lm"
-    cache = tmp_path / "cache"
-    trained = run_cli(
-        "run",
-        str(REPO / "experiments" / "charlm_lstm.toml"),
-        "--run-dir",
-        str(run_dir),
-        "--quiet",
-        *("--set", "data.max_train_files=1", "--set", "data.seq_len=50"),
-        *("--set", "data.eval_len=8000", "--set", "model.features=16"),
-        *("--set", "model.embed_dim=8", "--set", "train.batch_size=16"),
-        cache_dir=cache,
-    )
-    assert trained.returncode == 0, trained.stderr
+    assert run_experiment(cfg, run_dir)["status"] == "completed"
     args = ("sample", str(run_dir), "--prompt", "def ", "--length", "60", "--top-k", "5")
-    printed = run_cli(*args, "--seed", "3", cache_dir=cache)
+    printed = run_cli(*args, "--seed", "3", cache_dir=tmp_path / "cache")  # a real process
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("def ") and len(printed.stdout) == len("def ") + 60 + 1
-    bad = run_cli("sample", str(run_dir), "--temperature", "-1", cache_dir=cache)
-    assert bad.returncode == 2
-    assert bad.stderr.strip() == "error: temperature must be >= 0 (0 = greedy); got -1.0"
+    assert cli.main(["sample", str(run_dir), "--temperature", "-1"]) == 2
+    assert capsys.readouterr().err == "error: temperature must be >= 0 (0 = greedy); got -1.0\n"

@@ -187,7 +187,7 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
         "model.features=8",
         "model.embed_dim=4",
         "train.batch_size=32",
-        "train.epochs=3",
+        "train.epochs=2",
         "train.mode=step",
         "train.log_every=10",
         "train.checkpoint_every=20",
@@ -196,7 +196,7 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
     data, task = build(cfg)
     whole = fit(task, data, cfg.train, cfg.seed, run=RunDir.create(tmp_path / "whole"))
     run = RunDir.create(tmp_path / "split")
-    first = fit(task, data, cfg.train, cfg.seed, run=run, stop=StopAfter(90))  # in epoch 2 of 3
+    first = fit(task, data, cfg.train, cfg.seed, run=run, stop=StopAfter(90))  # in epoch 2 of 2
     assert first.status == "interrupted" and 0 < int(first.state.step) < int(whole.state.step)
     resumed = fit(task, data, cfg.train, cfg.seed, run=run, resume=True)
     assert resumed.status == "completed"
