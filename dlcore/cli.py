@@ -110,9 +110,10 @@ def _train(args, start) -> int:
             file=sys.stderr,
         )
         return stop.exit_code
-    for split in ("train", "val", "test"):
-        values = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"][split].items())
+    for split, metrics in summary["final"].items():
+        values = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         print(f"{split}: {values}")
+
     best = summary["best"]
     print(f"best val {best['metric']} {best['value']:.4f} at step {best['step']}")
     print(f"run directory: {summary['run_dir']}")
