@@ -13,6 +13,7 @@ many batches and over padded eval batches exactly: mean = sum / count.
 from typing import Literal, Protocol
 
 import jax
+import jax.numpy as jnp
 
 from dlcore.state import TrainState
 
@@ -60,3 +61,21 @@ def means(metric_sums: dict[str, float], totals: tuple[str, ...] = ()) -> dict[s
         for k, v in metric_sums.items()
         if k != "count"
     }
+
+
+def init_state(model, optimizer, rng: jax.Array, x: jax.Array) -> TrainState:
+    """The initial TrainState of a Flax model trained by an optax chain.
+
+    ``rng`` is split three ways: parameter init, init-time dropout, and the base key that
+    later steps fold their step number into. ``x`` is an example input (shapes only).
+    """
+    k_params, k_dropout, k_state = jax.random.split(rng, 3)
+    variables = dict(model.init({"params": k_params, "dropout": k_dropout}, x, train=False))
+    params = variables.pop("params")
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        model_state=variables,
+        opt_state=optimizer.init(params),
+        rng=k_state,
+    )

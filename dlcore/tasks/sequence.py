@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from dlcore.state import TrainState
-from dlcore.tasks.base import Batch, Metrics, Mode
+from dlcore.tasks.base import Batch, Metrics, Mode, init_state
 
 
 def step_weights(y_BxT: jax.Array, mask_B: jax.Array | None = None) -> jax.Array:
@@ -85,18 +85,7 @@ class TaggingTask:
         return sequence_metric_modes(self.bits_metric)
 
     def init(self, rng: jax.Array, batch: Batch) -> TrainState:
-        k_params, k_dropout, k_state = jax.random.split(rng, 3)
-        variables = dict(
-            self.model.init({"params": k_params, "dropout": k_dropout}, batch["x"], train=False)
-        )
-        params = variables.pop("params")
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            model_state=variables,
-            opt_state=self.optimizer.init(params),
-            rng=k_state,
-        )
+        return init_state(self.model, self.optimizer, rng, batch["x"])
 
     def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         w_BxT = step_weights(batch["y"], batch.get("mask"))

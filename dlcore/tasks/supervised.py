@@ -21,7 +21,7 @@ from dlcore.losses import (
     zero_one_loss,
 )
 from dlcore.state import TrainState
-from dlcore.tasks.base import Batch, Metrics, Mode
+from dlcore.tasks.base import Batch, Metrics, Mode, init_state
 
 PerExample = Callable[[jax.Array, jax.Array], jax.Array]  # (pred, target) -> [B]
 Penalty = Callable[[object], jax.Array]  # params -> scalar
@@ -71,19 +71,7 @@ class SupervisedTask:
     penalty: Penalty | None = None
 
     def init(self, rng: jax.Array, batch: Batch) -> TrainState:
-        k_params, k_dropout, k_state = jax.random.split(rng, 3)
-        variables = self.model.init(
-            {"params": k_params, "dropout": k_dropout}, batch["x"], train=False
-        )
-        variables = dict(variables)
-        params = variables.pop("params")
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            model_state=variables,
-            opt_state=self.optimizer.init(params),
-            rng=k_state,
-        )
+        return init_state(self.model, self.optimizer, rng, batch["x"])
 
     def _forward(self, state: TrainState, params, x: jax.Array, train: bool):
         variables = {"params": params, **state.model_state}
