@@ -8,8 +8,7 @@ from flax.core import FrozenDict
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from dlcore.activations import ACTIVATIONS
-from dlcore.checks import check_choice
-from dlcore.config_base import Section
+from dlcore.config_base import Section, one_of
 from dlcore.initializers import INITIALIZERS
 from dlcore.layers.conv import CONV_IMPLS
 from dlcore.models.lenet import LeNet5
@@ -19,6 +18,7 @@ from dlcore.models.rnn import SequenceModel
 from dlcore.recurrent import CELLS, RECURRENT_INITS
 
 BIAS_ONLY_INITIALIZERS = ("forget_gate_bias",)
+Initializer = one_of(INITIALIZERS, "initializer")
 
 
 class MLPConfig(Section):
@@ -26,27 +26,20 @@ class MLPConfig(Section):
 
     name: Literal["mlp"] = "mlp"
     widths: list[PositiveInt] = Field(default_factory=lambda: [128])
-    activation: str = "relu"
+    activation: one_of((*ACTIVATIONS, *MODULE_ACTIVATIONS), "activation") = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     dropout_mode: Literal["inverted", "classic"] = "inverted"
     norm: Literal["none", "batch", "layer"] = "none"
     dropconnect: float = Field(0.0, ge=0.0, lt=1.0, description="DropConnect drop prob.")
     weight_noise: float = Field(0.0, ge=0.0, description="std of Gaussian weight noise")
     maxout_pieces: int = Field(2, ge=2)
-    kernel_init: str = "lecun_normal"
-    bias_init: str = "zeros"
+    kernel_init: Initializer = "lecun_normal"
+    bias_init: Initializer = "zeros"
 
-    @field_validator("activation")
+    @field_validator("kernel_init")
     @classmethod
-    def _known_activation(cls, value: str) -> str:
-        check_choice(value, (*ACTIVATIONS, *MODULE_ACTIVATIONS), "activation")
-        return value
-
-    @field_validator("kernel_init", "bias_init")
-    @classmethod
-    def _known_initializer(cls, value: str, info) -> str:
-        check_choice(value, INITIALIZERS, "initializer")
-        if info.field_name == "kernel_init" and value in BIAS_ONLY_INITIALIZERS:
+    def _weights_initializer(cls, value: str) -> str:
+        if value in BIAS_ONLY_INITIALIZERS:
             raise ValueError(f"{value} initializes bias vectors; use it as bias_init")
         return value
 
@@ -78,16 +71,9 @@ class MultiHeadMLPConfig(Section):
 
     name: Literal["multihead_mlp"] = "multihead_mlp"
     trunk_widths: list[PositiveInt] = Field(default_factory=lambda: [128])
-    activation: str = "relu"
-    kernel_init: str = "lecun_normal"
-    bias_init: str = "zeros"
-
-    _known_activation = field_validator("activation")(
-        classmethod(lambda cls, v: (check_choice(v, ACTIVATIONS, "activation"), v)[1])
-    )
-    _known_initializer = field_validator("kernel_init", "bias_init")(
-        classmethod(lambda cls, v: (check_choice(v, INITIALIZERS, "initializer"), v)[1])
-    )
+    activation: one_of(ACTIVATIONS, "activation") = "relu"
+    kernel_init: Initializer = "lecun_normal"
+    bias_init: Initializer = "zeros"
 
 
 def _multihead(cfg: MultiHeadMLPConfig, out_features, data=None) -> nn.Module:
@@ -106,24 +92,12 @@ class LeNet5Config(Section):
     """LeNet-5 for square grey images (flat ``[B, S*S]`` inputs are reshaped to S x S)."""
 
     name: Literal["lenet5"] = "lenet5"
-    activation: str = "relu"
-    conv_impl: str = Field(
+    activation: one_of(ACTIVATIONS, "activation") = "relu"
+    conv_impl: one_of(CONV_IMPLS, "conv impl") = Field(
         "auto", description="'auto' (the faster lowering per backend), 'gemm' or 'xla'"
     )
     image_size: PositiveInt = 28
     lrn: bool = Field(False, description="local response normalization after each conv")
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, value: str) -> str:
-        check_choice(value, ACTIVATIONS, "activation")
-        return value
-
-    @field_validator("conv_impl")
-    @classmethod
-    def _known_conv_impl(cls, value: str) -> str:
-        check_choice(value, CONV_IMPLS, "conv impl")
-        return value
 
 
 def _lenet5(cfg: LeNet5Config, out_features: int, data=None) -> nn.Module:
@@ -147,7 +121,7 @@ class RNNConfig(Section):
     name: Literal["rnn"] = "rnn"
     input: Literal["embedding", "one_hot", "real"] = "embedding"
     embed_dim: PositiveInt = 32
-    cell: str = "lstm"
+    cell: one_of(CELLS, "cell") = "lstm"
     features: PositiveInt = 64
     num_layers: PositiveInt = 1
     bidirectional: bool = False
@@ -156,20 +130,8 @@ class RNNConfig(Section):
     recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="needs variational")
     variational: bool = False
     output_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the head")
-    recurrent_init: str = "orthogonal"
+    recurrent_init: one_of(RECURRENT_INITS, "recurrent_init") = "orthogonal"
     readout: Literal["last", "mean", "all"] = "last"
-
-    @field_validator("cell")
-    @classmethod
-    def _known_cell(cls, value: str) -> str:
-        check_choice(value, CELLS, "cell")
-        return value
-
-    @field_validator("recurrent_init")
-    @classmethod
-    def _known_init(cls, value: str) -> str:
-        check_choice(value, RECURRENT_INITS, "recurrent_init")
-        return value
 
 
 def _rnn(cfg: RNNConfig, out_features: int, data=None) -> nn.Module:
