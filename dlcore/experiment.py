@@ -158,20 +158,10 @@ def run_experiment(
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Trains ``cfg`` in a new run directory and returns its summary."""
-    data, task = build(cfg, source)
+    data, task = build(cfg, source)  # config errors surface before a run directory exists
     run = RunDir.create(run_dir or default_run_path(cfg.name))
     save_config(cfg, run.config)
-    result = fit(
-        task,
-        data,
-        cfg.train,
-        cfg.seed,
-        run=run,
-        stop=stop,
-        reporter=reporter,
-        on_validation=validation_hook(cfg, task),
-    )
-    return _finish(run, cfg, result, previous=None)
+    return _train(cfg, data, task, run, resume=False, stop=stop, reporter=reporter, previous=None)
 
 
 def resume_experiment(
@@ -195,18 +185,24 @@ def resume_experiment(
             f"`dlcore run {run.config}`"
         )
     data, task = build(cfg, str(run.config))
+    return _train(
+        cfg, data, task, run, resume=True, stop=stop, reporter=reporter, previous=previous
+    )
+
+
+def _train(cfg, data, task, run, *, resume, stop, reporter, previous) -> dict[str, Any]:
+    """Trains (fresh or resumed) in ``run`` and writes its summary and curves."""
     result = fit(
         task,
         data,
         cfg.train,
         cfg.seed,
         run=run,
-        resume=True,
+        resume=resume,
         stop=stop,
         reporter=reporter,
         on_validation=validation_hook(cfg, task),
     )
-
     return _finish(run, cfg, result, previous)
 
 
