@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 from benchmarks import report, runner
+from dlcore import host_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name at least one suite (or all), or pass --readme")
     try:
         if args.suites:
+            # Every candidate shares the process, so every one runs under these settings.
+            host_memory.keep_freed_memory()
             runner.run(args.suites, args.quick, args.out, args.repeats, args.warmup)
         if args.readme is not None:
             latest = report.latest_json(args.out)

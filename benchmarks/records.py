@@ -14,12 +14,15 @@ class Settings:
       warmup: untimed steps per candidate.
       repeats: timed samples per candidate.
       min_sample_s: each timed sample averages enough steps to last about this long.
+      settle_s: untimed running of a candidate right before each of its timed samples, so
+        the previous candidate's spinning BLAS/OpenMP threads are idle (``timing.measure``).
     """
 
     quick: bool = False
     warmup: int = 2
     repeats: int = 5
     min_sample_s: float = 0.05
+    settle_s: float = 0.25
 
 
 def _status(candidate: Candidate, timing: Timing | None) -> str:

@@ -62,6 +62,7 @@ def run(
         warmup=warmup if warmup is not None else (1 if quick else 2),
         repeats=repeats if repeats is not None else (1 if quick else 5),
         min_sample_s=0.0 if quick else 0.05,
+        settle_s=0.0 if quick else 0.25,
     )
     if settings.repeats < 1 or settings.warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0; got {repeats}, {warmup}")
@@ -78,6 +79,7 @@ def run(
             "warmup": settings.warmup,
             "repeats": settings.repeats,
             "min_sample_s": settings.min_sample_s,
+            "settle_s": settings.settle_s,
         },
         "system": info,
         "rows": rows,

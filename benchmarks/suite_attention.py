@@ -53,7 +53,9 @@ def run(settings: Settings) -> list[dict]:
         numpy_candidate(numpy_ref.attention.loss_and_grads, params, *batch),
         torch_candidate(torch_ref.attention_step, *batch, s["A"]),
     ]
-    timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
+    timings = measure(
+        cands, settings.warmup, settings.repeats, settings.min_sample_s, settings.settle_s
+    )
     return rows_for(
         SUITE,
         dict(s),

@@ -71,7 +71,9 @@ def run(settings: Settings) -> list[dict]:
             numpy_candidate(numpy_ref.conv.lenet5_loss_and_grads, params, x, y),
             torch_candidate(torch_ref.lenet5_step, x, y),
         ]
-        timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
+        timings = measure(
+            cands, settings.warmup, settings.repeats, settings.min_sample_s, settings.settle_s
+        )
         conv = {"dlcore": auto, f"dlcore conv={other}": other, "pure JAX": "xla"}
         conv |= {"NumPy": "im2col", "torch": "torch"}
         for row in rows_for(

@@ -118,7 +118,12 @@ def run(settings: Settings) -> list[dict]:
     # Timed in one interleaved pass; the names differ only for the timer.
     per_step.name, scan.name = "pure JAX per-step", "pure JAX epoch-scan"
     dl_step.name, dl_scan.name = "dlcore per-step", "dlcore epoch-scan"
-    timings = measure([per_step, scan, dl_step, dl_scan], settings.warmup, settings.repeats)
+    timings = measure(
+        [per_step, scan, dl_step, dl_scan],
+        settings.warmup,
+        settings.repeats,
+        settle_s=settings.settle_s,
+    )
     per_step.name = scan.name = "pure JAX"
     dl_step.name = dl_scan.name = "dlcore"
     steps = len(x_NxBxD)

@@ -69,7 +69,9 @@ def run(settings: Settings) -> list[dict]:
             numpy_candidate(numpy_ref.lstm.loss_and_grads, params, x, targets),
             torch_candidate(torch_ref.charlm_lstm_step, x, targets, hidden),
         ]
-        timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
+        timings = measure(
+            cands, settings.warmup, settings.repeats, settings.min_sample_s, settings.settle_s
+        )
         rows += rows_for(
             SUITE,
             {"V": VOCAB, "T": shapes["T"], "B": shapes["B"], "H": hidden},

@@ -47,7 +47,9 @@ def run(settings: Settings) -> list[dict]:
     rows = []
     for batch in shapes["batches"]:
         cands = candidates(shapes["sizes"], batch)
-        timings = measure(cands, settings.warmup, settings.repeats, settings.min_sample_s)
+        timings = measure(
+            cands, settings.warmup, settings.repeats, settings.min_sample_s, settings.settle_s
+        )
         config = {"model": "-".join(map(str, shapes["sizes"])), "B": batch}
         rows += rows_for(
             SUITE,

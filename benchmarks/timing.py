@@ -3,6 +3,14 @@
 Candidates of one configuration are timed in one pass, interleaved: repeat r runs every
 candidate once before repeat r+1 starts, so a slow minute on the shared machine hits all of
 them alike instead of whichever happened to run then.
+
+Interleaving has a cost of its own: a BLAS or OpenMP library keeps its worker threads
+spinning for a while after its last call (OpenBLAS about 0.1 s), and on a 2-core machine
+those threads take cores from whatever runs next. Measured here: a 100-step XLA matmul scan
+took 31.7 ms right after a NumPy loop against 21 ms back to back, and stayed slow for its
+first ~90 ms. So before each timed sample the candidate runs untimed for ``settle_s``
+seconds, long enough for the previous library's threads to go idle; every candidate is
+then timed in the steady state a training loop sees.
 """
 
 import dataclasses
@@ -104,6 +112,7 @@ def measure(
     warmup: int = 2,
     repeats: int = 5,
     min_sample_s: float = 0.0,
+    settle_s: float = 0.0,
 ) -> dict[str, Timing]:
     """Times every available candidate, interleaved round-robin.
 
@@ -113,6 +122,9 @@ def measure(
       repeats: timed samples per candidate (median and min are reported).
       min_sample_s: a sample averages as many consecutive steps as needed to last about this
         long (estimated from the last warm-up step), so millisecond steps are not timed alone.
+      settle_s: before each timed sample, untimed steps of the same candidate for at least
+        this long (one step at least when positive), so the previous candidate's idle
+        threads have stopped spinning (see the module docstring).
 
     Returns:
       Timing per candidate name.
@@ -129,8 +141,19 @@ def measure(
     samples: dict[str, list[float]] = {c.name: [] for c in ready}
     for _ in range(repeats):
         for c in ready:
+            _settle(c, settle_s)
             t0 = time.perf_counter()
             for _ in range(inner[c.name]):
                 c.step()
             samples[c.name].append((time.perf_counter() - t0) / inner[c.name])
     return {name: Timing(statistics.median(s), min(s), s) for name, s in samples.items() if s}
+
+
+def _settle(candidate: Candidate, seconds: float) -> None:
+    """Runs ``candidate`` untimed until ``seconds`` have passed (nothing when 0)."""
+    if seconds <= 0:
+        return
+    end = time.perf_counter() + seconds
+    candidate.step()
+    while time.perf_counter() < end:
+        candidate.step()

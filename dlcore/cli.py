@@ -10,6 +10,7 @@ import os
 import pathlib
 import sys
 
+from dlcore import host_memory
 from dlcore.config_loading import ConfigError, load_config
 from dlcore.run_dir import RunDirError
 
@@ -239,8 +240,10 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("run", "sweep", "resume", "eval", "sample") and not args.no_compile_cache:
-        _enable_compile_cache()
+    if args.command in ("run", "sweep", "resume", "eval", "sample"):
+        host_memory.keep_freed_memory()  # before XLA's threads first allocate
+        if not args.no_compile_cache:
+            _enable_compile_cache()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:

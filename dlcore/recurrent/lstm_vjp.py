@@ -76,6 +76,20 @@ def _gate_activations(a_Bx4H: jax.Array) -> jax.Array:
     return scale * jax.nn.sigmoid(scale * a_Bx4H) - (scale - 1.0)
 
 
+def _weight_major_dot(w_NxK: jax.Array, x_BxK: jax.Array) -> jax.Array:
+    """x wᵀ as ``[B, N]``, computed as (w xᵀ)ᵀ: the weight is the left operand.
+
+    On CPU a GEMM with a small batch runs much faster with the large weight as the left,
+    row-contiguous operand: measured here in a 100-step scan at B = 32, [4H, H] @ [H, B] ran
+    at 148 GFLOP/s against 100 GFLOP/s for [B, H] @ [H, 4H] (H = 512), 112 against 85 at
+    H = 256. XLA's simplifier would fold the transpose back into the dot and undo that, so
+    the dot's result goes through an optimization barrier first; the transpose of the small
+    ``[N, B]`` result is cheap next to the GEMM.
+    """
+    dims = (((1,), (1,)), ((), ()))
+    return jax.lax.optimization_barrier(jax.lax.dot_general(w_NxK, x_BxK, dims)).T
+
+
 def _forward_scan(has_mask, has_keep, unroll, save, u, c0, h0, xp, mask, keep):
     """Forward pass. ``save``: "outputs", "carries" (+ per-step c, h) or "all" (+ gates).
 
@@ -83,11 +97,13 @@ def _forward_scan(has_mask, has_keep, unroll, save, u, c0, h0, xp, mask, keep):
     what the backward pass reads keeps the forward's memory traffic down.
     """
 
+    u_tr = u.T  # [4H, H], once per call
+
     def body(carry, inputs):
         c_prev, h_prev = carry
         xp_t, m_t = inputs
         h_in = h_prev * keep if has_keep else h_prev
-        acts = _gate_activations(xp_t + h_in @ u)
+        acts = _gate_activations(xp_t + _weight_major_dot(u_tr, h_in))
         i, f, g, o = jnp.split(acts, 4, axis=-1)
         c = f * c_prev + i * g
         h = o * jnp.tanh(c)
@@ -135,13 +151,13 @@ def _lstm_fn(has_mask: bool, has_keep: bool, remat: bool, unroll: int):
         c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
         h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
         h_in = h_prev * keep[None] if has_keep else h_prev  # [T, B, H]
-        u_t = u.T
+        u_tr = u.T  # [4H, H], once per call
 
         def body(carry, inputs):
             dc, dh = carry
             dy_t, c_prev_t, h_in_t, c_t, acts_t, xp_t, m_t = inputs
             if acts_t is None:  # remat: one recurrent matmul to rebuild the gates
-                acts_t = _gate_activations(xp_t + h_in_t @ u)
+                acts_t = _gate_activations(xp_t + _weight_major_dot(u_tr, h_in_t))
             i, f, g, o = jnp.split(acts_t, 4, axis=-1)
             tc = jnp.tanh(c_t)
             dh_all = dh + dy_t
@@ -155,7 +171,7 @@ def _lstm_fn(has_mask: bool, has_keep: bool, remat: bool, unroll: int):
                 ],
                 axis=-1,
             )
-            dh_prev = delta @ u_t
+            dh_prev = _weight_major_dot(u, delta)
             if has_keep:
                 dh_prev = dh_prev * keep
             dc_prev = dc_all * f
