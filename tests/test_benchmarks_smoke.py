@@ -1,5 +1,6 @@
 """Smoke run of the benchmark harness: ``python -m benchmarks mlp --quick`` end to end."""
 
+import itertools
 import json
 import os
 import pathlib
@@ -114,6 +115,25 @@ def test_measure_interleaves_candidates_round_robin():
     assert log == ["a", "b"] + ["a", "b"] * 3  # warm-up, then one of each per repeat
     assert set(result) == {"a", "b"}
     assert all(len(t.samples_s) == 3 and t.min_s <= t.median_s for t in result.values())
+
+
+def test_settle_runs_each_candidate_untimed_right_before_its_sample():
+    import time
+
+    log = []
+
+    def step(name):
+        log.append(name)
+        time.sleep(0.004)
+
+    cands = [timing.Candidate("a", lambda: step("a")), timing.Candidate("b", lambda: step("b"))]
+    samples = timing.measure(cands, warmup=0, repeats=2, settle_s=0.02)
+    assert all(len(t.samples_s) == 2 for t in samples.values())
+    # Each timed sample is preceded by a settle run of the same candidate lasting >= 20 ms
+    # (>= 4 steps of 4 ms, plus the timed one), so no sample follows the other candidate.
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(log)]
+    assert [name for name, _ in runs] == ["a", "b", "a", "b"]
+    assert all(count >= 5 for _, count in runs)
 
 
 def test_lower_and_compile_reports_both_phases_and_temp_memory():

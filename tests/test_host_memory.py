@@ -1,0 +1,71 @@
+"""dlcore.host_memory: glibc malloc settings applied once per process, with an opt-out."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+PROBE = "import json; from dlcore import host_memory as m; print(json.dumps(m.keep_freed_memory()))"
+
+glibc_only = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+
+
+def _probe(**env) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+@glibc_only
+def test_glibc_accepts_every_setting():
+    applied = _probe(DLCORE_HOST_MALLOC="")
+    assert applied == {"M_MMAP_MAX": 0, "M_TRIM_THRESHOLD": 2**31 - 1, "M_ARENA_MAX": 1}
+
+
+def test_system_opt_out_applies_nothing():
+    assert _probe(DLCORE_HOST_MALLOC="system") == {}
+
+
+@glibc_only
+def test_large_blocks_are_reused_instead_of_faulted_in_again():
+    """With the settings, freeing and re-allocating 64 MiB touches no new pages."""
+    code = """
+import ctypes, resource
+from dlcore import host_memory
+host_memory.keep_freed_memory()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = (ctypes.c_void_p,)
+size = 64 << 20
+def touch():
+    p = libc.malloc(size)
+    ctypes.memset(p, 1, size)
+    libc.free(p)
+touch()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+touch()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    faults = {}
+    for mode in ("", "system"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "DLCORE_HOST_MALLOC": mode},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        faults[mode or "dlcore"] = int(out.stdout)
+    pages = (64 << 20) // 4096
+    assert faults["system"] > pages // 2  # glibc mmaps the block afresh: every page faults
+    assert faults["dlcore"] < pages // 20  # kept on the heap: the same pages again
