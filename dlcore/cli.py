@@ -121,10 +121,21 @@ def _train(args, start) -> int:
     return 0
 
 
+def _host_memory_for(config: str | pathlib.Path, overrides=()) -> None:
+    """Per-step runs keep freed host memory (``dlcore.host_memory``). An unreadable config
+    applies nothing here: the command itself reports it."""
+    try:
+        mode = load_config(config, list(overrides)).train.mode
+    except (ConfigError, OSError):
+        return
+    host_memory.for_train_mode(mode)
+
+
 def _cmd_run(args) -> int:
     from dlcore.experiment import build, run_experiment
 
     cfg = load_config(args.config, args.overrides)
+    host_memory.for_train_mode(cfg.train.mode)  # before XLA's threads first allocate
     build(cfg, args.config)  # data-dependent checks before any output directory exists
     return _train(
         args,
@@ -140,6 +151,7 @@ def _cmd_sweep(args) -> int:
     from dlcore.progress import make_reporter
     from dlcore.sweep import run_sweep
 
+    _host_memory_for(args.config, args.overrides)
     if args.vmap:
         from dlcore.sweep import run_population_sweep
 
@@ -180,6 +192,7 @@ def _cmd_sweep(args) -> int:
 def _cmd_resume(args) -> int:
     from dlcore.experiment import resume_experiment
 
+    _host_memory_for(pathlib.Path(args.run_dir) / "config.toml")
     return _train(args, lambda stop, rep: resume_experiment(args.run_dir, stop, rep))
 
 
@@ -240,10 +253,13 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("run", "sweep", "resume", "eval", "sample"):
-        host_memory.keep_freed_memory()  # before XLA's threads first allocate
-        if not args.no_compile_cache:
-            _enable_compile_cache()
+    try:
+        host_memory.env_choice()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.command in ("run", "sweep", "resume", "eval", "sample") and not args.no_compile_cache:
+        _enable_compile_cache()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:

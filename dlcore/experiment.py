@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import optax
 
+from dlcore import host_memory
 from dlcore.checkpoint import CheckpointStore
 from dlcore.config import ExperimentConfig
 from dlcore.config_loading import ConfigError, load_config, save_config
@@ -161,6 +162,7 @@ def run_experiment(
     data, task = build(cfg, source)  # config errors surface before a run directory exists
     run = RunDir.create(run_dir or default_run_path(cfg.name))
     save_config(cfg, run.config)
+    run.write_dataset(data.fingerprint())
     return _train(cfg, data, task, run, resume=False, stop=stop, reporter=reporter, previous=None)
 
 
@@ -185,6 +187,7 @@ def resume_experiment(
             f"`dlcore run {run.config}`"
         )
     data, task = build(cfg, str(run.config))
+    run.check_dataset(data.fingerprint())
     return _train(
         cfg, data, task, run, resume=True, stop=stop, reporter=reporter, previous=previous
     )
@@ -213,6 +216,7 @@ def evaluate_run(
     run = RunDir.existing(run_dir)
     cfg = load_config(run.config)
     data, task = build(cfg, str(run.config))
+    run.check_dataset(data.fingerprint())
     store = CheckpointStore({"latest": run.latest, "best": run.best}[checkpoint], keep=1)
     example = {"x": data.train.x[: cfg.train.batch_size], "y": data.train.y[: cfg.train.batch_size]}
     template = task.init(jax.random.PRNGKey(cfg.seed), example)
@@ -246,6 +250,7 @@ def _finish(run: RunDir, cfg: ExperimentConfig, result: FitResult, previous) -> 
             "devices": [str(d) for d in jax.devices()],
             "python": platform.python_version(),
             "jax": jax.__version__,
+            "host_malloc": host_memory.applied(),
         },
     }
     run.write_summary(summary)

@@ -1,6 +1,7 @@
 """The run directory: everything one training run leaves behind.
 
 <run>/config.toml       the resolved config (every default explicit)
+<run>/dataset.json      the data set's fingerprint (sizes, SHA-256), checked on resume/eval/sample
 <run>/metrics.jsonl     one JSON object per logged training window or evaluation
 <run>/checkpoints/latest, <run>/checkpoints/best   orbax checkpoints
 <run>/summary.json      status, final metrics, best validation, timings
@@ -27,6 +28,7 @@ class RunDir:
     config = property(lambda self: self.path / "config.toml")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     summary = property(lambda self: self.path / "summary.json")
+    dataset = property(lambda self: self.path / "dataset.json")
     curves = property(lambda self: self.path / "curves.png")
     latest = property(lambda self: self.path / "checkpoints" / "latest")
     best = property(lambda self: self.path / "checkpoints" / "best")
@@ -78,6 +80,23 @@ class RunDir:
         tmp = self.metrics.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         tmp.replace(self.metrics)
+
+    def write_dataset(self, fingerprint: dict[str, Any]) -> None:
+        """Records the data set the run trains on (see ``Dataset.fingerprint``)."""
+        self.dataset.write_text(json.dumps(fingerprint, indent=2) + "\n")
+
+    def check_dataset(self, fingerprint: dict[str, Any]) -> None:
+        """Raises if the rebuilt data differ from the recorded ones (older runs: no record)."""
+        if not self.dataset.is_file():
+            return
+        recorded = json.loads(self.dataset.read_text())
+        if recorded.get("sha256") != fingerprint["sha256"]:
+            raise RunDirError(
+                f"{self.path}: the {fingerprint['name']!r} data rebuilt here differ from the "
+                f"ones this run trained on (sizes {recorded.get('sizes')} -> "
+                f"{fingerprint['sizes']}, sha256 {str(recorded.get('sha256'))[:12]} -> "
+                f"{fingerprint['sha256'][:12]}); use the Python and packages that made the run"
+            )
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         tmp = self.summary.with_suffix(".tmp")

@@ -112,6 +112,7 @@ def sample_run(
     run = RunDir.existing(run_dir)
     cfg = load_config(run.config)
     data, task = build(cfg, str(run.config))
+    run.check_dataset(data.fingerprint())  # the vocabulary comes from the rebuilt data
     vocab = data.info.get("vocab")
     model = getattr(task, "model", None)
     if vocab is None or model is None or getattr(model, "readout", None) != "all":

@@ -20,11 +20,13 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "dlcore.cli", *args]
 
 
-def run_cli(*args: str, cwd=None, cache_dir=None, timeout=300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd=None, cache_dir=None, timeout=300, env=None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         cli_command(*args),
         cwd=cwd or REPO,
-        env=cli_env(cache_dir),
+        env={**cli_env(cache_dir), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

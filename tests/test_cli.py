@@ -1,6 +1,8 @@
 """The dlcore command in real processes: run, eval, runs, list."""
 
 import json
+import platform
+import shutil
 
 import pytest
 
@@ -29,7 +31,7 @@ def finished_run(tmp_path_factory):
 
 def test_run_writes_the_whole_run_directory(finished_run):
     _, run_dir, proc = finished_run
-    for name in ("config.toml", "metrics.jsonl", "summary.json", "curves.png"):
+    for name in ("config.toml", "dataset.json", "metrics.jsonl", "summary.json", "curves.png"):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "checkpoints" / "latest").iterdir())
     assert any((run_dir / "checkpoints" / "best").iterdir())
@@ -38,6 +40,8 @@ def test_run_writes_the_whole_run_directory(finished_run):
     assert f"run directory: {run_dir}" in proc.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["traces"]["train_step"] == 1
+    if platform.libc_ver()[0] == "glibc":  # per-step mode keeps freed host memory
+        assert summary["platform"]["host_malloc"]["M_MMAP_MAX"] == 0
     assert summary["timing"]["steps_per_s"] > 0
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {r["split"] for r in records} == {"train", "val"}
@@ -84,3 +88,18 @@ def test_eval_of_a_directory_that_is_not_a_run(tmp_path):
     proc = run_cli("eval", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path}: not a dlcore run directory (no config.toml)"
+
+
+def test_eval_refuses_data_that_differ_from_the_recorded_ones(finished_run, tmp_path):
+    root, run_dir, _ = finished_run
+    copy = tmp_path / "xor"
+    shutil.copytree(run_dir, copy)
+    record = json.loads((copy / "dataset.json").read_text())
+    assert record["name"] == "xor" and len(record["sha256"]) == 64
+    record["sha256"] = "0" * 64  # as if the data set had come out differently here
+    (copy / "dataset.json").write_text(json.dumps(record))
+    proc = run_cli("eval", str(copy), cache_dir=root / "cache")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith(f"error: {copy}: the 'xor' data rebuilt here differ from the ones")

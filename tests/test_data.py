@@ -78,3 +78,17 @@ def test_batches_resume_mid_epoch_at_the_same_rows():
 def test_batch_size_larger_than_split_is_rejected():
     with pytest.raises(ValueError, match=r"train.batch_size \(50\) is larger than the training"):
         BatchOrder(40, 50, seed=0)
+
+
+def test_fingerprint_is_stable_and_sees_any_changed_value(digits):
+    import dataclasses
+
+    fp = digits.fingerprint()
+    assert fp == load_dataset(DigitsConfig()).fingerprint()
+    assert fp["sizes"] == {"train": 1257, "val": 270, "test": 270}
+    y = digits.test.y.copy()
+    y[-1] = (y[-1] + 1) % 10
+    changed = dataclasses.replace(digits, test=dataclasses.replace(digits.test, y=y))
+    assert changed.fingerprint()["sha256"] != fp["sha256"]
+    other_seed = load_dataset(XorConfig(seed=1)).fingerprint()
+    assert other_seed["sha256"] != load_dataset(XorConfig()).fingerprint()["sha256"]

@@ -37,6 +37,36 @@ def test_system_opt_out_applies_nothing():
 
 
 @glibc_only
+@pytest.mark.parametrize(
+    "mode, env, applies",
+    [("step", "", True), ("scan", "", False), ("scan", "keep", True), ("step", "system", False)],
+)
+def test_training_mode_decides_unless_the_variable_does(mode, env, applies):
+    code = (
+        "import json; from dlcore import host_memory as m; "
+        f"print(json.dumps(m.for_train_mode({mode!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DLCORE_HOST_MALLOC": env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert bool(json.loads(out.stdout)) is applies
+
+
+def test_a_bad_variable_value_is_a_one_line_cli_error():
+    from tests.helpers import run_cli
+
+    proc = run_cli("list", env={"DLCORE_HOST_MALLOC": "sometimes"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: DLCORE_HOST_MALLOC must be auto, keep or system; got 'sometimes'"
+    )
+
+
+@glibc_only
 def test_large_blocks_are_reused_instead_of_faulted_in_again():
     """With the settings, freeing and re-allocating 64 MiB touches no new pages."""
     code = """

@@ -210,6 +210,9 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
     [
         ("parity_lstm", "model.cell=lstmm", "unknown cell 'lstmm'; valid: coupled_lstm, gru"),
         ("adding_lstm", "model.input=embedding", "needs a token data set"),
+        ("number_words_gru", "model.forget_bias=2.0", "cell 'gru' has no forget gate"),
+        ("number_words_gru", "model.impl='custom_vjp'", "cell 'gru' needs impl = 'auto'"),
+        ("parity_lstm", "model.unroll=0", "model.unroll"),
     ],
 )
 def test_bad_sequence_configs_are_one_line_errors(stem, override, message):
@@ -217,3 +220,39 @@ def test_bad_sequence_configs_are_one_line_errors(stem, override, message):
         cfg = load_config(REPO / "experiments" / f"{stem}.toml", [override])
         build(cfg)
     assert any(message in line for line in err.value.lines()), err.value.lines()
+
+
+def test_recurrent_options_from_toml_reach_the_layers():
+    """forget_bias sets the initial b_f; impl, unroll and remat change speed, not results."""
+    base = ["data.n_samples=40", "model.features=8", "train.batch_size=4"]
+    batch = None
+    results = {}
+    for label, extra in {
+        "default": [],
+        "options": ["model.impl='scan'", "model.unroll=2", "model.remat=true"],
+        "forget": ["model.forget_bias=2.5"],
+    }.items():
+        cfg = load_config(REPO / "experiments" / "parity_lstm.toml", base + extra)
+        data, task = build(cfg)
+        batch = batch or {"x": data.train.x[:4], "y": data.train.y[:4]}
+        state = task.init(jax.random.PRNGKey(0), batch)
+        new_state, sums = jax.jit(task.train_step)(state, batch)
+        results[label] = (state.params, new_state.params, float(sums["loss"]))
+    (bias_path, bias), *_ = [
+        (path, leaf)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(results["forget"][0])
+        if "input" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path)
+    ]
+    np.testing.assert_array_equal(bias[8:16], 2.5)  # gates packed [i, f, g, o], H = 8
+    np.testing.assert_array_equal(bias[:8], 0.0)
+    default_bias = [
+        leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(results["default"][0])
+        if jax.tree_util.keystr(path) == jax.tree_util.keystr(bias_path)
+    ][0]
+    np.testing.assert_array_equal(default_bias[8:16], 1.0)
+    assert results["options"][2] == pytest.approx(results["default"][2], rel=1e-6)
+    for a, b in zip(
+        jax.tree.leaves(results["options"][1]), jax.tree.leaves(results["default"][1]), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

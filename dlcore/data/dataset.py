@@ -1,6 +1,7 @@
 """In-memory data sets: three fixed splits of (inputs, targets) arrays."""
 
 import dataclasses
+import hashlib
 from typing import Any, Literal
 
 import numpy as np
@@ -52,6 +53,22 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies these exact splits: sizes and a SHA-256 of every array's bytes.
+
+        A run stores it at creation; resume, eval and sample compare the rebuilt data with
+        it, so a data set that came out differently (another Python's standard library,
+        another scikit-learn) is an error instead of silently different inputs.
+        """
+        digest = hashlib.sha256()
+        for name in SPLITS:
+            for arr in (self.split(name).x, self.split(name).y):
+                arr = np.ascontiguousarray(arr)
+                digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+                digest.update(arr.tobytes())
+        sizes = {name: len(self.split(name)) for name in SPLITS}
+        return {"name": self.name, "sizes": sizes, "sha256": digest.hexdigest()}
 
 
 def split_fractions(

@@ -16,6 +16,9 @@ from dlcore.models.mlp import MLP, MODULE_ACTIVATIONS
 from dlcore.models.multihead import MultiHeadMLP
 from dlcore.models.rnn import SequenceModel
 from dlcore.recurrent import CELLS, RECURRENT_INITS
+from dlcore.recurrent.sequence import IMPLS
+
+LSTM_CELLS = ("lstm", "peephole_lstm", "coupled_lstm")
 
 BIAS_ONLY_INITIALIZERS = ("forget_gate_bias",)
 Initializer = one_of(INITIALIZERS, "initializer")
@@ -131,7 +134,29 @@ class RNNConfig(Section):
     variational: bool = False
     output_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the head")
     recurrent_init: one_of(RECURRENT_INITS, "recurrent_init") = "orthogonal"
+    forget_bias: float | None = Field(
+        None, description="initial forget-gate bias of LSTM cells (None: the cell's 1.0)"
+    )
     readout: Literal["last", "mean", "all"] = "last"
+    impl: one_of(IMPLS, "impl") = Field(
+        "auto", description="'auto', 'scan' (autodiff of the scan) or 'custom_vjp' (lstm only)"
+    )
+    unroll: PositiveInt = Field(1, description="time steps per scan iteration")
+    remat: bool = Field(False, description="recompute each step in the backward pass")
+
+    @model_validator(mode="after")
+    def _cell_options(self):
+        if self.forget_bias is not None and self.cell not in LSTM_CELLS:
+            raise ValueError(
+                f"forget_bias applies to LSTM cells ({', '.join(LSTM_CELLS)}); "
+                f"cell {self.cell!r} has no forget gate"
+            )
+        if self.impl == "custom_vjp" and self.cell != "lstm":
+            raise ValueError(
+                f"impl = 'custom_vjp' is the plain 'lstm' cell's hand-written backward; "
+                f"cell {self.cell!r} needs impl = 'auto' or 'scan'"
+            )
+        return self
 
 
 def _rnn(cfg: RNNConfig, out_features: int, data=None) -> nn.Module:
@@ -143,6 +168,9 @@ def _rnn(cfg: RNNConfig, out_features: int, data=None) -> nn.Module:
                 "use input = 'real' for real-valued sequences"
             )
         vocab_size = int(data.info["vocab_size"])
+    cell_kwargs = {"recurrent_init": cfg.recurrent_init}
+    if cfg.forget_bias is not None:
+        cell_kwargs["forget_bias"] = cfg.forget_bias
     return SequenceModel(
         out_features=out_features,
         vocab_size=vocab_size,
@@ -156,9 +184,12 @@ def _rnn(cfg: RNNConfig, out_features: int, data=None) -> nn.Module:
         dropout=cfg.dropout,
         recurrent_dropout=cfg.recurrent_dropout,
         variational=cfg.variational,
-        cell_kwargs=FrozenDict({"recurrent_init": cfg.recurrent_init}),
+        cell_kwargs=FrozenDict(cell_kwargs),
         readout=cfg.readout,
         output_dropout=cfg.output_dropout,
+        impl=cfg.impl,
+        unroll=cfg.unroll,
+        remat=cfg.remat,
     )
 
 

@@ -59,7 +59,7 @@ class SequenceModel(nn.Module):
       input_mode: "embedding", "one_hot" or "real".
       embed_dim: embedding width.
       cell, features, num_layers, bidirectional, merge, dropout, recurrent_dropout, variational,
-        cell_kwargs, impl: passed to :class:`dlcore.recurrent.StackedRNN`.
+        cell_kwargs, impl, unroll, remat: passed to :class:`dlcore.recurrent.StackedRNN`.
       readout: "last", "mean" or "all" (see above).
       output_dropout: dropout on the stack's outputs before the head.
 
@@ -85,6 +85,8 @@ class SequenceModel(nn.Module):
     variational: bool = False
     cell_kwargs: FrozenDict = FrozenDict()
     impl: str = "auto"
+    unroll: int = 1
+    remat: bool = False
     readout: str = "all"
     output_dropout: float = 0.0
 
@@ -146,6 +148,8 @@ class SequenceModel(nn.Module):
             recurrent_dropout=self.recurrent_dropout,
             variational=self.variational,
             impl=self.impl,
+            unroll=self.unroll,
+            remat=self.remat,
         )
         if self.bidirectional:
             finals = None
