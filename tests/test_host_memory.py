@@ -15,15 +15,20 @@ glibc_only = pytest.mark.skipif(
 )
 
 
-def _probe(**env) -> dict:
+def _python(code: str, **env) -> str:
+    """stdout of ``python -c code`` in a fresh process (the settings are per process)."""
     out = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         check=True,
     )
-    return json.loads(out.stdout)
+    return out.stdout
+
+
+def _probe(**env) -> dict:
+    return json.loads(_python(PROBE, **env))
 
 
 @glibc_only
@@ -46,14 +51,7 @@ def test_training_mode_decides_unless_the_variable_does(mode, env, applies):
         "import json; from dlcore import host_memory as m; "
         f"print(json.dumps(m.for_train_mode({mode!r})))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "DLCORE_HOST_MALLOC": env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert bool(json.loads(out.stdout)) is applies
+    assert bool(json.loads(_python(code, DLCORE_HOST_MALLOC=env))) is applies
 
 
 def test_a_bad_variable_value_is_a_one_line_cli_error():
@@ -88,14 +86,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
     faults = {}
     for mode in ("", "system"):
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "DLCORE_HOST_MALLOC": mode},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        faults[mode or "dlcore"] = int(out.stdout)
+        faults[mode or "dlcore"] = int(_python(code, DLCORE_HOST_MALLOC=mode))
     pages = (64 << 20) // 4096
     assert faults["system"] > pages // 2  # glibc mmaps the block afresh: every page faults
     assert faults["dlcore"] < pages // 20  # kept on the heap: the same pages again
