@@ -64,15 +64,19 @@ def lstm_scan_vjp(
     return {"c": c_BxH, "h": h_BxH}, y_TxBxH
 
 
+def _g_columns(x_Bx4H: jax.Array) -> jax.Array:
+    """``[1, 4H]`` mask of the cell-candidate (tanh) block g in gates packed [i, f, g, o]."""
+    hidden = x_Bx4H.shape[-1] // 4
+    return (jnp.arange(4 * hidden) // hidden == 2)[None, :]
+
+
 def _gate_activations(a_Bx4H: jax.Array) -> jax.Array:
     """[σ(a_i), σ(a_f), tanh(a_g), σ(a_o)] as ONE elementwise op over all 4H columns.
 
     tanh(x) = 2σ(2x) − 1, so a per-column scale and shift turn a single sigmoid into all
     four gates: one fused kernel writing [B, 4H] instead of four kernels and a concatenate.
     """
-    hidden = a_Bx4H.shape[-1] // 4
-    is_g = (jnp.arange(4 * hidden) // hidden == 2)[None, :]  # [1, 4H]
-    scale = jnp.where(is_g, 2.0, 1.0).astype(a_Bx4H.dtype)
+    scale = jnp.where(_g_columns(a_Bx4H), 2.0, 1.0).astype(a_Bx4H.dtype)
     return scale * jax.nn.sigmoid(scale * a_Bx4H) - (scale - 1.0)
 
 
@@ -92,8 +96,7 @@ def _weight_major_dot(w_NxK: jax.Array, x_BxK: jax.Array) -> jax.Array:
 
 def _gate_derivatives(acts_Bx4H: jax.Array) -> jax.Array:
     """σ' = σ(1 − σ) on the i, f, o columns and tanh' = 1 − g² on the g columns."""
-    hidden = acts_Bx4H.shape[-1] // 4
-    is_g = (jnp.arange(4 * hidden) // hidden == 2)[None, :]
+    is_g = _g_columns(acts_Bx4H)
     return jnp.where(is_g, 1.0 - acts_Bx4H * acts_Bx4H, acts_Bx4H * (1.0 - acts_Bx4H))
 
 
