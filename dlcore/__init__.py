@@ -6,13 +6,14 @@ concept's module (``dlcore.layers``, ``dlcore.recurrent``, ``dlcore.optim``, ...
 
 from dlcore.activations import ACTIVATIONS, get_activation, sparsemax
 from dlcore.engine.loop import fit
+from dlcore.engine.state import TrainState
+from dlcore.engine.task import Task
 from dlcore.gradcheck import gradcheck
 from dlcore.losses import LOSSES, get_loss, reduce_loss, softmax_cross_entropy, squared_error
 from dlcore.models import MLP, MODELS, MultiHeadMLP, build_model
 from dlcore.optim import OPTIMIZERS, build_optimizer
 from dlcore.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, StackedRNN
-from dlcore.state import TrainState
-from dlcore.tasks import SupervisedTask, Task, classification, regression
+from dlcore.tasks import SupervisedTask, classification, regression
 from dlcore.tasks.perceptron import PerceptronTask
 from dlcore.tasks.supervised import binary_classification
 

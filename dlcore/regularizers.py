@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import optax
+from pydantic import Field, model_validator
 
 from dlcore.checks import check_choice
+from dlcore.config.section import Section, one_of
 
 DEFAULT_EXCLUDE: tuple[str, ...] = ("bias", "scale", "BatchNorm", "LayerNorm")
 
@@ -129,3 +131,24 @@ REGULARIZERS: dict[str, Callable[..., jax.Array]] = {
     "l1": l1_penalty,
     "elastic_net": elastic_net_penalty,
 }
+
+
+class PenaltySection(Section):
+    """The weight-penalty fields a task section inherits: L = data loss + lambda R(W)."""
+
+    penalty: one_of(("none", *REGULARIZERS), "penalty") = Field(
+        "none", description="weight penalty added to the loss (biases and norms excluded)"
+    )
+    penalty_strength: float = Field(0.0, ge=0.0, description="lambda of the penalty")
+    elastic_net_beta: float = Field(1.0, ge=0.0, description="L2 weight inside elastic net")
+
+    @model_validator(mode="after")
+    def _strength_needs_penalty(self):
+        if self.penalty == "none" and self.penalty_strength > 0:
+            raise ValueError("penalty_strength is set but penalty = 'none'; name the penalty")
+        return self
+
+    def make_penalty(self) -> Penalty | None:
+        if self.penalty == "none" or self.penalty_strength == 0:
+            return None
+        return make_penalty(self.penalty, self.penalty_strength, beta=self.elastic_net_beta)

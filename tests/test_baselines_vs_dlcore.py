@@ -74,7 +74,7 @@ def test_numpy_bptt_matches_dlcore_recurrent(kind):
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
 def test_numpy_optimizer_updates_match_dlcore_recipes(name):
     """Five steps of the NumPy SGD / momentum / Adam equal dlcore's configured chains."""
-    from dlcore.config_loading import validate
+    from dlcore.config.loading import validate
     from dlcore.optim import build_optimizer
 
     rng = np.random.default_rng(1)

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from dlcore import cli
-from dlcore.config_loading import load_config
+from dlcore.config.loading import load_config
 from dlcore.data.stdlib_text import (
     TEST_FILES,
     TRAIN_FILES,
@@ -23,8 +23,8 @@ from dlcore.data.stdlib_text import (
     stdlib_dir,
 )
 from dlcore.experiment import run_experiment
+from dlcore.experiment.sampling import check_sampling_args, generate
 from dlcore.models.rnn import SequenceModel
-from dlcore.sampling import check_sampling_args, generate
 from dlcore.tasks.tbptt import TruncatedBPTTTask
 from tests.helpers import REPO, run_cli
 

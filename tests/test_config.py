@@ -2,8 +2,8 @@
 
 import pytest
 
-from dlcore.config_loading import ConfigError, load_config, parse_override, save_config
-from dlcore.data import DATASETS
+from dlcore.config.loading import ConfigError, load_config, parse_override, save_config
+from dlcore.data.registry import DATASETS
 from dlcore.experiment import build
 from dlcore.models import MODELS
 from dlcore.optim import OPTIMIZERS

@@ -12,7 +12,7 @@ import pytest
 from jax.test_util import check_grads
 
 from benchmarks.numpy_ref import conv as np_conv
-from dlcore.config_loading import ConfigError, load_config
+from dlcore.config.loading import ConfigError, load_config
 from dlcore.layers.conv import Conv2D, conv2d, conv_pads
 from dlcore.layers.pooling import avg_pool, max_pool
 from dlcore.losses import softmax_cross_entropy
@@ -213,7 +213,7 @@ def test_lenet5_reads_flat_grey_and_channel_inputs_alike():
 def test_lenet5_is_registered_and_built_from_config():
     entry = MODELS["lenet5"]
     cfg = entry.config(conv_impl="xla", activation="tanh")
-    model = entry.build(cfg, 7)
+    model = cfg.make(7)
     assert isinstance(model, nn.Module)
     assert (model.conv_impl, model.activation, model.out_features) == ("xla", "tanh", 7)
     with pytest.raises(ValueError, match="unknown conv impl 'fft'; valid: auto, gemm, xla"):

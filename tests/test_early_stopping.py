@@ -4,11 +4,11 @@ import jax
 import numpy as np
 import pytest
 
-from dlcore.config_loading import validate
+from dlcore.config.loading import validate
 from dlcore.engine.loop import fit
 from dlcore.engine.selection import BestTracker
 from dlcore.experiment import build
-from dlcore.run_dir import RunDir
+from dlcore.runs.run_dir import RunDir
 
 # XOR reaches validation accuracy 1.0 within a few epochs and can then never strictly
 # improve, so patience runs out long before the 40 epochs.
@@ -23,7 +23,8 @@ RAW = {
 @pytest.mark.parametrize("with_run_dir", [False, True])
 def test_stops_after_patience_and_restores_the_best_state(tmp_path, with_run_dir):
     cfg = validate(RAW, "t")
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     run = RunDir.create(tmp_path / "run") if with_run_dir else None
     result = fit(task, data, cfg.train, cfg.seed, run=run)
     steps_per_epoch = len(data.train) // cfg.train.batch_size
@@ -45,7 +46,8 @@ def test_no_patience_trains_every_epoch():
     cfg = validate(
         {**RAW, "train": {**RAW["train"], "epochs": 6, "early_stopping_patience": None}}, "t"
     )
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     result = fit(task, data, cfg.train, cfg.seed)
     assert result.early_stopping is None
     assert int(result.state.step) == 6 * (len(data.train) // 10)
@@ -69,7 +71,8 @@ def test_tracker_handles_either_direction_and_sign(maximize, values, improved):
 
 def test_best_state_copy_survives_donation():
     cfg = validate({**RAW, "train": {**RAW["train"], "epochs": 12}}, "t")
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     result = fit(task, data, cfg.train, cfg.seed)
     leaves = jax.tree.leaves(result.state.params)
     assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in leaves)

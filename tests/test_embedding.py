@@ -80,7 +80,7 @@ def test_nearest_neighbour_hits_ignore_self_and_padding():
 
 @pytest.mark.parametrize("loss", ["contrastive", "triplet"])
 def test_training_improves_nearest_neighbour_accuracy(loss):
-    from dlcore.config_loading import validate
+    from dlcore.config.loading import validate
     from dlcore.engine.loop import fit
     from dlcore.experiment import build
 
@@ -92,7 +92,8 @@ def test_training_improves_nearest_neighbour_accuracy(loss):
         "train": {"epochs": 15, "batch_size": 32},
     }
     cfg = validate(raw, "t")
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     before = task.eval_step(
         task.init(jax.random.PRNGKey(0), {"x": data.val.x[:4], "y": data.val.y[:4]}),
         {"x": data.val.x, "y": data.val.y},

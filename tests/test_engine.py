@@ -8,7 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 import dlcore
-from dlcore.config_loading import validate
+from dlcore.config.loading import validate
 from dlcore.engine.compiled import CompiledTask, eval_chunks
 from dlcore.engine.loop import evaluate, fit
 from dlcore.experiment import build
@@ -26,7 +26,8 @@ def small(**train):
 
 
 def train(cfg):
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     return fit(task, data, cfg.train, cfg.seed)
 
 
@@ -48,7 +49,7 @@ def test_epoch_scan_equals_per_step_mode(both_modes):
 
 def test_each_function_is_traced_once(both_modes):
     assert both_modes["step"].traces == {"train_step": 1, "eval_step": 1}
-    assert both_modes["scan"].traces == {"train_epoch": 1, "eval_step": 1}
+    assert both_modes["scan"].traces == {"train_scan": 1, "eval_step": 1}
 
 
 def test_batch_norm_running_stats_live_in_the_state(both_modes):
@@ -59,7 +60,8 @@ def test_batch_norm_running_stats_live_in_the_state(both_modes):
 
 def test_compiled_step_refuses_other_shapes_instead_of_recompiling():
     cfg = small()
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     compiled = CompiledTask(task)
     batch = {"x": data.train.x[:16], "y": data.train.y[:16]}
     state = task.init(jax.random.PRNGKey(0), batch)
@@ -73,11 +75,12 @@ def test_compiled_step_refuses_other_shapes_instead_of_recompiling():
 @jax.default_matmul_precision("highest")  # GPUs otherwise use TF32, which varies with shape
 def test_padded_eval_batches_do_not_change_the_metrics():
     cfg = small()
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     state = task.init(jax.random.PRNGKey(1), {"x": data.val.x[:4], "y": data.val.y[:4]})
     compiled = CompiledTask(task)
-    whole = evaluate(compiled, state, eval_chunks(data.val.x, data.val.y, len(data.val)))
-    padded = evaluate(CompiledTask(task), state, eval_chunks(data.val.x, data.val.y, 7))
+    whole = evaluate(compiled, state, eval_chunks(data.val.fields, len(data.val)))
+    padded = evaluate(CompiledTask(task), state, eval_chunks(data.val.fields, 7))
     assert whole == pytest.approx(padded, rel=1e-6)
     logits = task.model.apply(
         {"params": state.params, **state.model_state}, data.val.x, train=False

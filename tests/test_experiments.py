@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from dlcore.config_loading import load_config
+from dlcore.config.loading import load_config
 from dlcore.engine.loop import fit
 from dlcore.experiment import build
 from tests.helpers import REPO
@@ -20,7 +20,8 @@ def test_the_issue_experiments_ship():
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_validates_and_builds(path: pathlib.Path):
     cfg = load_config(path)
-    data, task = build(cfg, str(path))
+    built = build(cfg, str(path))
+    data, task = built.data, built.task
     assert cfg.name == path.stem
     assert len(data.train) >= cfg.train.batch_size
 
@@ -28,7 +29,8 @@ def test_experiment_validates_and_builds(path: pathlib.Path):
 @pytest.mark.parametrize("stem, threshold", [("xor_mlp", 1.0), ("digits_mlp", 0.97)])
 def test_shipped_experiment_reaches_its_accuracy(stem, threshold):
     cfg = load_config(REPO / "experiments" / f"{stem}.toml")
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     result = fit(task, data, cfg.train, cfg.seed)
     assert result.status == "completed"
     assert result.final["test"]["accuracy"] >= threshold

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlcore.config_loading import ConfigError, validate
+from dlcore.config.loading import ConfigError, validate
 from dlcore.engine.loop import fit
 from dlcore.experiment import build, validation_hook
 from dlcore.optim import plateau_scale
@@ -23,7 +23,8 @@ RAW = {
 
 def test_plateau_divides_the_rate_after_stale_validation_passes():
     cfg = validate(RAW, "t")
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     result = fit(task, data, cfg.train, cfg.seed, on_validation=validation_hook(cfg, task))
     steps_per_epoch = len(data.train) // 10
     stale_passes = 12 - result.best["step"] // steps_per_epoch
@@ -33,7 +34,7 @@ def test_plateau_divides_the_rate_after_stale_validation_passes():
 
 def test_no_hook_without_a_plateau_schedule():
     cfg = validate({**RAW, "optimizer": {"name": "adam"}}, "t")
-    assert validation_hook(cfg, build(cfg)[1]) is None
+    assert validation_hook(cfg, build(cfg).task) is None
 
 
 @pytest.mark.parametrize(

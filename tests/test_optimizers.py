@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from dlcore.config_loading import ConfigError, validate
+from dlcore.config.loading import ConfigError, validate
 from dlcore.optim import (
     OPTIMIZERS,
     AdamConfig,

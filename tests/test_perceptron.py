@@ -4,12 +4,12 @@ import jax
 import numpy as np
 import pytest
 
-from dlcore.config_loading import load_config
-from dlcore.data import load_dataset
+from dlcore.config.loading import load_config
+from dlcore.data.registry import load_dataset
 from dlcore.data.synthetic import BlobsConfig, SpiralsConfig
 from dlcore.engine.loop import fit
 from dlcore.experiment import build
-from dlcore.run_dir import RunDir
+from dlcore.runs.run_dir import RunDir
 from dlcore.tasks.perceptron import PerceptronTask, novikoff_bound
 from tests.helpers import REPO
 
@@ -87,7 +87,8 @@ def test_shipped_perceptron_experiments_separate_blobs_but_not_xor(tmp_path):
     mistakes, final = {}, {}
     for stem in ("perceptron_blobs", "perceptron_xor"):
         cfg = load_config(REPO / "experiments" / f"{stem}.toml")
-        data, task = build(cfg)
+        built = build(cfg)
+        data, task = built.data, built.task
         run = RunDir.create(tmp_path / stem)
         final[stem] = fit(task, data, cfg.train, cfg.seed, run=run).final
         mistakes[stem] = [r["mistakes"] for r in run.read_metrics() if r["split"] == "train"]
@@ -99,7 +100,7 @@ def test_shipped_perceptron_experiments_separate_blobs_but_not_xor(tmp_path):
 
 
 def test_perceptron_task_rejects_a_model_section(tmp_path):
-    from dlcore.config_loading import ConfigError, validate
+    from dlcore.config.loading import ConfigError, validate
 
     cfg = validate(
         {"data": {"name": "xor"}, "task": {"name": "perceptron"}, "model": {"name": "mlp"}},

@@ -5,11 +5,11 @@ import numpy as np
 import optax
 import pytest
 
-from dlcore.config_loading import ConfigError
+from dlcore.config.loading import ConfigError
 from dlcore.engine.loop import fit
 from dlcore.engine.population import member_scale, set_member_factors
 from dlcore.experiment import build
-from dlcore.sweep import run_population_sweep, trial_configs
+from dlcore.experiment.sweep import run_population_sweep, trial_configs
 from tests.helpers import write_toml
 
 RAW = {
@@ -35,7 +35,8 @@ def test_each_member_matches_its_sequential_trial(population):
     path, result = population
     by_trial = {row["trial"]: row for row in result["trials"]}
     for i, (assignment, cfg) in enumerate(trial_configs(RAW, str(path))):
-        data, task = build(cfg)
+        built = build(cfg)
+        data, task = built.data, built.task
         seq = fit(task, data, cfg.train, cfg.seed)
         row = by_trial[i]
         assert (row["seed"], row["learning_rate"]) == (
@@ -50,7 +51,7 @@ def test_each_member_matches_its_sequential_trial(population):
 
 def test_population_compiles_once_and_ranks_on_validation(population):
     _, result = population
-    assert result["traces"] == {"population_epoch": 1, "population_eval": 1}
+    assert result["traces"] == {"train_scan": 1, "eval_step": 1}
     values = [row["best"]["value"] for row in result["trials"]]
     assert values == sorted(values, reverse=True)
     assert len({row["val"]["loss"] for row in result["trials"]}) == 4  # members differ

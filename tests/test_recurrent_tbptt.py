@@ -10,8 +10,8 @@ import optax
 import pytest
 from recurrent_reference import random_params
 
+from dlcore.engine.state import TrainState
 from dlcore.recurrent import RNN, LSTMCell, reset_carry, split_chunks, tbptt_step, truncated_bptt
-from dlcore.state import TrainState
 
 B, T, D, H = 2, 6, 3, 4
 RNN_LAYER = RNN(LSTMCell(H), return_carry=True)

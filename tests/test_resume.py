@@ -10,10 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from dlcore.checkpoint import CheckpointStore
-from dlcore.config_loading import load_config
+from dlcore.config.loading import load_config
 from dlcore.experiment import build
-from dlcore.run_dir import RunDir
+from dlcore.runs.checkpoint import CheckpointStore
+from dlcore.runs.run_dir import RunDir
 from tests.helpers import cli_command, cli_env, run_cli, write_toml
 
 # Step mode with dropout and batch norm, so the RNG stream, the BN running statistics and
@@ -75,7 +75,8 @@ def start_and_interrupt(root, cfg_path, cache, name, sig, ready):
 
 def final_state(run_dir, cfg_path):
     cfg = load_config(cfg_path)
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     template = task.init(jax.random.PRNGKey(0), {"x": data.train.x[:8], "y": data.train.y[:8]})
     store = CheckpointStore(run_dir / "checkpoints" / "latest", keep=2)
     state, _ = store.restore(template)

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from dlcore.config_loading import ConfigError, load_config, save_config, validate
+from dlcore.config.loading import ConfigError, load_config, save_config, validate
 from dlcore.optim import (
     OPTIMIZERS,
     SCHEDULES,

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from dlcore.activations import ACTIVATIONS
-from dlcore.config_loading import validate
-from dlcore.data import DATASETS
+from dlcore.config.loading import validate
+from dlcore.data.registry import DATASETS
 from dlcore.experiment import build
 from dlcore.initializers import INITIALIZERS
 from dlcore.models import MODELS
-from dlcore.models.mlp import MODULE_ACTIVATIONS
-from dlcore.models.registry import BIAS_ONLY_INITIALIZERS
+from dlcore.models.mlp import BIAS_ONLY_INITIALIZERS, MODULE_ACTIVATIONS
 from dlcore.optim import OPTIMIZERS
 from dlcore.tasks.registry import TASKS
 
@@ -116,7 +115,8 @@ MLP_VARIANTS = {
 
 def one_step(raw):
     cfg = validate(raw, "t")
-    data, task = build(cfg, "t")
+    built = build(cfg, "t")
+    data, task = built.data, built.task
     batch = {"x": data.train.x[:8], "y": data.train.y[:8]}
     state = task.init(jax.random.PRNGKey(0), batch)
     state, sums = jax.jit(task.train_step)(state, batch)
@@ -176,7 +176,7 @@ def test_every_data_set_builds_with_its_preprocessing(name):
     task = {"name": "regression"} if name == "line" else {"name": "classification"}
     for preprocess in ("none", "standardize"):
         raw = {"data": {**TINY_DATA[name], "preprocess": preprocess}, "model": MLP, "task": task}
-        data, _ = build(validate(raw, "t"), "t")
+        data = build(validate(raw, "t"), "t").data
         if preprocess == "standardize":
             varying = data.train.x.std(axis=0) > 0
             np.testing.assert_allclose(data.train.x.mean(axis=0), 0.0, atol=1e-4)
@@ -198,7 +198,7 @@ def test_tables_cover_every_registry():
 
 
 def test_a_bias_initializer_as_kernel_init_is_a_config_error():
-    from dlcore.config_loading import ConfigError
+    from dlcore.config.loading import ConfigError
 
     with pytest.raises(
         ConfigError,

@@ -8,12 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-from dlcore.config_loading import ConfigError, load_config
+from dlcore.config.loading import ConfigError, load_config
 from dlcore.data import BatchOrder
 from dlcore.engine.loop import fit
 from dlcore.experiment import build
 from dlcore.models.rnn import SequenceModel
-from dlcore.run_dir import RunDir
+from dlcore.runs.run_dir import RunDir
 from dlcore.tasks.sequence import TaggingTask, per_step_sums, step_weights
 from dlcore.tasks.tbptt import TruncatedBPTTTask
 from tests.helpers import REPO
@@ -31,7 +31,8 @@ SHAPES = {  # shipped experiment, shrunk: many-to-one, many-to-many, one-to-many
 @pytest.mark.parametrize("stem", SHAPES)
 def test_each_task_shape_fits_a_batch(stem):
     cfg = load_config(REPO / "experiments" / f"{stem}.toml", SHAPES[stem])
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     batch = {"x": data.train.x[:8], "y": data.train.y[:8]}
     state = task.init(jax.random.PRNGKey(0), batch)
     step = jax.jit(task.train_step)
@@ -193,7 +194,8 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
         "train.checkpoint_every=20",
     ]
     cfg = load_config(REPO / "experiments" / "charlm_lstm.toml", overrides)
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     whole = fit(task, data, cfg.train, cfg.seed, run=RunDir.create(tmp_path / "whole"))
     run = RunDir.create(tmp_path / "split")
     first = fit(task, data, cfg.train, cfg.seed, run=run, stop=StopAfter(90))  # in epoch 2 of 2
@@ -209,7 +211,7 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
     "stem, override, message",
     [
         ("parity_lstm", "model.cell=lstmm", "unknown cell 'lstmm'; valid: coupled_lstm, gru"),
-        ("adding_lstm", "model.input=embedding", "needs a token data set"),
+        ("adding_lstm", "model.input=embedding", "rnn needs x as token ids [T]"),
         ("number_words_gru", "model.forget_bias=2.0", "cell 'gru' has no forget gate"),
         ("number_words_gru", "model.impl='custom_vjp'", "cell 'gru' needs impl = 'auto'"),
         ("parity_lstm", "model.unroll=0", "model.unroll"),
@@ -233,7 +235,8 @@ def test_recurrent_options_from_toml_reach_the_layers():
         "forget": ["model.forget_bias=2.5"],
     }.items():
         cfg = load_config(REPO / "experiments" / "parity_lstm.toml", base + extra)
-        data, task = build(cfg)
+        built = build(cfg)
+        data, task = built.data, built.task
         batch = batch or {"x": data.train.x[:4], "y": data.train.y[:4]}
         state = task.init(jax.random.PRNGKey(0), batch)
         new_state, sums = jax.jit(task.train_step)(state, batch)

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from dlcore.config_loading import load_config
+from dlcore.config.loading import load_config
 from dlcore.engine.loop import fit
 from dlcore.experiment import build
 from tests.helpers import REPO
@@ -12,7 +12,8 @@ from tests.helpers import REPO
 
 def train(stem):
     cfg = load_config(REPO / "experiments" / f"{stem}.toml")
-    data, task = build(cfg)
+    built = build(cfg)
+    data, task = built.data, built.task
     return cfg, fit(task, data, cfg.train, cfg.seed)
 
 

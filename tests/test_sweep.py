@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from dlcore.config_loading import ConfigError, validate
-from dlcore.sweep import run_sweep, trial_configs
-from dlcore.sweep_space import Distribution
+from dlcore.config.loading import ConfigError, validate
+from dlcore.config.sweep_space import Distribution
+from dlcore.experiment.sweep import run_sweep, trial_configs
 from tests.helpers import run_cli, write_toml
 
 BASE = {

@@ -1,4 +1,10 @@
-"""In-memory data sets: three fixed splits of (inputs, targets) arrays."""
+"""In-memory data sets: three fixed splits of named arrays, and their description.
+
+A split holds named fields, each ``[N, ...]``: usually ``x`` (inputs) and ``y`` (targets),
+but a data set may declare others (``lengths``, ``mask``, ...) or leave ``y`` out (the
+unlabelled digits of an autoencoder). Batches are dicts of the same names. A task reads
+the fields it declared and checks, through :class:`DataSpec`, that the data provide them.
+"""
 
 import dataclasses
 import hashlib
@@ -9,22 +15,99 @@ import numpy as np
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
 
+# What a field holds, as a task or model sees it:
+#   features: real-valued inputs or targets of any shape (vectors, images, [T, D] sequences)
+#   tokens:   integer ids into a vocabulary (``info["vocab_size"]``)
+#   labels:   integer class ids (``num_classes``), one per example or one per step
+#   targets:  real-valued regression targets
+ROLES = ("features", "tokens", "labels", "targets")
 
-@dataclasses.dataclass(frozen=True)
+
 class Split:
-    """One split: inputs ``x`` ``[N, ...]`` (float32) and targets ``y`` ``[N, ...]``."""
+    """One split: named arrays of equal length ``N``.
 
-    x: np.ndarray
-    y: np.ndarray
+    Example:
+      >>> s = Split(x=np.zeros((4, 2), np.float32), y=np.arange(4))
+      >>> len(s), sorted(s.fields), s["x"].shape
+      (4, ['x', 'y'], (4, 2))
+    """
 
-    def __post_init__(self):
-        if len(self.x) != len(self.y):
-            raise ValueError(
-                f"x and y must have the same length; got {len(self.x)} and {len(self.y)}"
-            )
+    def __init__(self, x: np.ndarray | None = None, y: np.ndarray | None = None, **fields):
+        named = {"x": x, "y": y, **fields}
+        self.fields: dict[str, np.ndarray] = {k: v for k, v in named.items() if v is not None}
+        if not self.fields:
+            raise ValueError("a split needs at least one field")
+        lengths = {k: len(v) for k, v in self.fields.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"every field of a split must have the same length; got {lengths}")
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(next(iter(self.fields.values())))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.fields:
+            raise KeyError(f"this split has no field {name!r}; it has {', '.join(self.fields)}")
+        return self.fields[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.fields
+
+    x = property(lambda self: self["x"])
+    y = property(lambda self: self["y"])
+
+    def rows(self, index) -> dict[str, np.ndarray]:
+        """The batch of the given rows (any NumPy index: ``[B]``, ``[M, B]``, a slice)."""
+        return {k: v[index] for k, v in self.fields.items()}
+
+    def map(self, name: str, fn) -> "Split":
+        """A copy with field ``name`` replaced by ``fn(field)``."""
+        return Split(**{**self.fields, name: fn(self.fields[name])})
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """One field as seen by a task: per-example ``shape``, ``dtype`` name and ``role``."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    role: str
+
+    def describe(self) -> str:
+        shape = "[" + ", ".join(str(d) for d in self.shape) + "]"
+        return f"{self.role} {shape}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What a data set provides, without its arrays: what task and model builders see.
+
+    Attributes:
+      name: registry name of the data set.
+      fields: ``{field: FieldSpec}``.
+      sizes: examples per split.
+      num_classes: classes of the ``labels`` field, else None.
+      info: generator facts (``vocab_size``, ``targets``, ``image_shape``...).
+    """
+
+    name: str
+    fields: dict[str, FieldSpec]
+    sizes: dict[str, int]
+    num_classes: int | None
+    info: dict[str, Any]
+
+    def describe(self) -> str:
+        """``digits: x features [64], y labels [] (10 classes)``."""
+        parts = [f"{k} {f.describe()}" for k, f in self.fields.items()]
+        classes = f" ({self.num_classes} classes)" if self.num_classes else ""
+        return f"{self.name}: {', '.join(parts)}{classes}"
+
+
+def default_role(array: np.ndarray, name: str) -> str:
+    """Integer inputs are tokens, integer targets labels, real arrays features/targets."""
+    integer = np.issubdtype(array.dtype, np.integer)
+    if name == "y":
+        return "labels" if integer else "targets"
+    return "tokens" if integer else "features"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +119,7 @@ class Dataset:
       train, val, test: the splits. Statistics (e.g. standardization) come from train only.
       num_classes: number of classes for classification data, else None.
       info: generator facts worth reporting (e.g. the true margin of ``blobs``).
+      roles: ``{field: role}`` where the default (:func:`default_role`) does not fit.
     """
 
     name: str
@@ -44,6 +128,7 @@ class Dataset:
     test: Split
     num_classes: int | None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    roles: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def split(self, name: SplitName) -> Split:
         if name not in SPLITS:
@@ -54,6 +139,15 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
 
+    def spec(self) -> DataSpec:
+        """The description tasks and models are built from (see :class:`DataSpec`)."""
+        fields = {
+            k: FieldSpec(tuple(v.shape[1:]), v.dtype.name, self.roles.get(k, default_role(v, k)))
+            for k, v in self.train.fields.items()
+        }
+        sizes = {s: len(self.split(s)) for s in SPLITS}
+        return DataSpec(self.name, fields, sizes, self.num_classes, dict(self.info))
+
     def fingerprint(self) -> dict[str, Any]:
         """What identifies these exact splits: sizes and a SHA-256 of every array's bytes.
 
@@ -63,8 +157,11 @@ class Dataset:
         """
         digest = hashlib.sha256()
         for name in SPLITS:
-            for arr in (self.split(name).x, self.split(name).y):
-                arr = np.ascontiguousarray(arr)
+            fields = self.split(name).fields
+            # x and y first (the order of older runs' fingerprints), then the rest by name
+            order = [k for k in ("x", "y") if k in fields] + sorted(set(fields) - {"x", "y"})
+            for key in order:
+                arr = np.ascontiguousarray(fields[key])
                 digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
                 digest.update(arr.tobytes())
         sizes = {name: len(self.split(name)) for name in SPLITS}
@@ -87,8 +184,8 @@ def split_fractions(
 
 
 def apply_preprocessing(data: Dataset, name: str) -> Dataset:
-    """Applies ``standardize`` / ``channel_mean`` fitted on ``data.train`` to every split
-    (``none`` returns ``data`` unchanged). Test statistics never leak into the inputs."""
+    """Applies ``standardize`` / ``channel_mean`` fitted on ``data.train`` to every split's
+    ``x`` (``none`` returns ``data`` unchanged). Test statistics never leak into the inputs."""
     if name == "none":
         return data
     from dlcore.data.preprocess import PREPROCESSORS  # jax-based; imported when used
@@ -97,7 +194,7 @@ def apply_preprocessing(data: Dataset, name: str) -> Dataset:
     stats = fit(data.train.x)
 
     def transformed(split: Split) -> Split:
-        return Split(np.asarray(apply(split.x, stats), dtype=np.float32), split.y)
+        return split.map("x", lambda x: np.asarray(apply(x, stats), dtype=np.float32))
 
     return dataclasses.replace(
         data,

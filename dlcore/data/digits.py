@@ -5,7 +5,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from dlcore.config_base import Section
+from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset, Split
 
 # The split is part of the data set's definition so results stay comparable across runs.

@@ -76,6 +76,32 @@ class BatchOrder:
         return Position(*divmod(step, self.steps_per_epoch))
 
     def batches(self, split: Split, start: Position) -> Iterator[tuple[Position, dict]]:
-        """Yields (position, batch) from ``start`` to the end of its epoch."""
+        """Yields (position, batch of every field) from ``start`` to the end of its epoch."""
         for index, rows in enumerate(self.indices(start.epoch)[start.index :], start.index):
-            yield Position(start.epoch, index), {"x": split.x[rows], "y": split.y[rows]}
+            yield Position(start.epoch, index), split.rows(rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackedOrder:
+    """The orders of a population's members side by side: batch rows ``[M, B]``.
+
+    Every member keeps its own (seed, epoch) permutation, so member m sees exactly the
+    batches of a single run with its seed.
+    """
+
+    orders: tuple[BatchOrder, ...]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.orders[0].steps_per_epoch
+
+    def indices(self, epoch: int) -> np.ndarray:
+        """``[steps_per_epoch, M, batch_size]``."""
+        return np.stack([o.indices(epoch) for o in self.orders], axis=1)
+
+    def position(self, step: int) -> Position:
+        return self.orders[0].position(step)
+
+    def batches(self, split: Split, start: Position) -> Iterator[tuple[Position, dict]]:
+        for index, rows in enumerate(self.indices(start.epoch)[start.index :], start.index):
+            yield Position(start.epoch, index), split.rows(rows)

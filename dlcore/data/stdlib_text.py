@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from dlcore.config_base import Section
+from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset, Split
 from dlcore.data.sequences import PAD
 

@@ -5,7 +5,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
-from dlcore.config_base import Section
+from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset, split_fractions
 
 

@@ -3,7 +3,7 @@
 Each function is lowered and compiled on its first call (the times are recorded), and
 later calls go straight to the compiled executable. A call with other shapes or dtypes
 raises instead of silently recompiling, and ``traces`` counts how often each function
-was traced, so a test (or ``summary.json``) can prove there was exactly one compile.
+was traced, so a test (or ``summary.json``) can prove how many compiles there were.
 """
 
 import collections
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlcore.tasks.base import Batch, Metrics, Task
+from dlcore.engine.task import Batch, Metrics, Task
 
 
 class AheadOfTime:
@@ -49,53 +49,79 @@ class AheadOfTime:
             ) from None
 
 
+class ScanByLength:
+    """One :class:`AheadOfTime` scan per number of steps (a chunk and, at most, the shorter
+    last chunk of an epoch): ``train_scan(state, fields, rows_CxB...)``."""
+
+    def __init__(self, body: Callable, name: str, traces: collections.Counter):
+        self._body, self.name, self._traces = body, name, traces
+        self._by_length: dict[int, AheadOfTime] = {}
+
+    def __call__(self, state, fields: Batch, rows):
+        length = int(rows.shape[0])
+        if length not in self._by_length:
+            self._by_length[length] = AheadOfTime(
+                self._body, self.name, self._traces, donate_argnums=0
+            )
+        return self._by_length[length](state, fields, rows)
+
+    lower_s = property(lambda self: sum(f.lower_s for f in self._by_length.values()))
+    compile_s = property(lambda self: sum(f.compile_s for f in self._by_length.values()))
+
+
 class CompiledTask:
-    """The loop's view of a task: train step, whole-epoch scan and evaluation."""
+    """The loop's view of a task: train step, multi-step scan and evaluation."""
 
     def __init__(self, task: Task):
         self.task = task
         self.traces: collections.Counter = collections.Counter()
         self.train_step = AheadOfTime(task.train_step, "train_step", self.traces, donate_argnums=0)
-        self.train_epoch = AheadOfTime(self._epoch, "train_epoch", self.traces, donate_argnums=0)
+        self.train_scan = ScanByLength(self._scan, "train_scan", self.traces)
         self.eval_step = AheadOfTime(task.eval_step, "eval_step", self.traces)
 
-    def _epoch(self, state, x_all: jax.Array, y_all: jax.Array, rows_SxB: jax.Array):
-        """One epoch as a scan: gathers each batch on the device, then takes a step."""
+    def _scan(self, state, fields: Batch, rows_CxB: jax.Array):
+        """Consecutive steps as one scan; each gathers its batch of every field on device.
 
-        def body(state, rows_B):
-            batch = {"x": jnp.take(x_all, rows_B, axis=0), "y": jnp.take(y_all, rows_B, axis=0)}
+        ``rows_CxB`` holds the example indices of C batches (``[C, M, B]`` for a
+        population: ``take`` then gives every field a leading member axis).
+        """
+
+        def body(state, rows):
+            batch = {k: jnp.take(v, rows, axis=0) for k, v in fields.items()}
             return self.task.train_step(state, batch)
 
-        return jax.lax.scan(body, state, rows_SxB)
+        return jax.lax.scan(body, state, rows_CxB)
 
     def compile_times(self) -> dict[str, dict[str, float]]:
         return {
             f.name: {"lower_s": f.lower_s, "compile_s": f.compile_s}
-            for f in (self.train_step, self.train_epoch, self.eval_step)
+            for f in (self.train_step, self.train_scan, self.eval_step)
             if f.compile_s
         }
 
 
-def eval_chunks(x: np.ndarray, y: np.ndarray, chunk: int) -> list[Batch]:
-    """Splits a data split into equal-size batches, padding the last with ``mask = 0``."""
-    n = len(x)
+def eval_chunks(fields: dict[str, np.ndarray], chunk: int) -> list[Batch]:
+    """Splits a split's fields into equal-size batches, padding the last with ``mask = 0``."""
+    n = len(next(iter(fields.values())))
     padded = -(-n // chunk) * chunk
     mask = np.zeros(padded, np.float32)
     mask[:n] = 1.0
-    xp = np.concatenate([x, np.zeros((padded - n, *x.shape[1:]), x.dtype)])
-    yp = np.concatenate([y, np.zeros((padded - n, *y.shape[1:]), y.dtype)])
+    full = {
+        k: np.concatenate([v, np.zeros((padded - n, *v.shape[1:]), v.dtype)])
+        for k, v in fields.items()
+    }
+    full["mask"] = mask
     return [
-        jax.device_put(
-            {"x": xp[i : i + chunk], "y": yp[i : i + chunk], "mask": mask[i : i + chunk]}
-        )
+        jax.device_put({k: v[i : i + chunk] for k, v in full.items()})
         for i in range(0, padded, chunk)
     ]
 
 
-def sum_metrics(per_batch: list[Metrics]) -> dict[str, float]:
-    """Adds metric sums of many batches on the host, in float64, in order."""
-    totals: dict[str, float] = {}
+def sum_metrics(per_batch: list[Metrics]) -> dict[str, np.ndarray]:
+    """Adds metric sums of many batches on the host, in float64, in order (a population's
+    ``[members]`` vectors elementwise)."""
+    totals: dict[str, np.ndarray] = {}
     for metrics in jax.device_get(per_batch):
         for k, v in metrics.items():
-            totals[k] = totals.get(k, 0.0) + float(v)
+            totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
     return totals

@@ -1,31 +1,36 @@
-"""The one generic training loop: every task trains here.
+"""The one generic training loop: every task, and every population of members, trains here.
 
-    config -> data -> task (model, loss, optax chain) -> compiled step -> metrics/checkpoints
+    config -> data -> task (models, losses, optax chains) -> compiled step -> loop -> run dir
 
-The host loop feeds batches to one compiled ``train_step(state, batch) -> (state, metrics)``
-(or, in ``scan`` mode, one compiled call per epoch), donates the state, pulls metrics to the
-host only when it logs, evaluates at epoch ends, and checkpoints. Everything that decides
-what happens next (step, data position, the not-yet-logged metrics, the best validation
-value) is in the checkpoint, so a resumed run continues bit-identically.
+The host loop feeds named batches to one compiled ``train_step(state, batch) -> (state,
+metrics)`` (per-step mode) or to one compiled ``lax.scan`` over a chunk of consecutive
+steps (scan mode), donates the state, pulls metrics to the host only when it logs,
+evaluates at epoch ends, and checkpoints. Everything that decides what happens next (step,
+data position, the not-yet-logged metrics, the best validation value) is in the
+checkpoint, so a resumed run continues bit-identically. A population
+(:class:`dlcore.engine.population.PopulationTask`) is just a task whose metrics carry a
+member axis: the loop tracks the best pass of each member.
 """
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from dlcore.checkpoint import CheckpointStore
-from dlcore.config import TrainConfig
-from dlcore.data import BatchOrder, Dataset
+from dlcore.data.dataset import Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
 from dlcore.engine.selection import BestTracker
 from dlcore.engine.signals import NEVER_STOP
-from dlcore.run_dir import RunDir
-from dlcore.state import TrainState
-from dlcore.tasks.base import Task, means
+from dlcore.engine.state import TrainState
+from dlcore.engine.task import Task, means
+from dlcore.engine.train_config import TrainConfig
+from dlcore.runs.checkpoint import CheckpointStore
+from dlcore.runs.run_dir import RunDir
 
 
 class Reporter(Protocol):
@@ -51,25 +56,34 @@ class FitResult:
     Attributes:
       state: the final (or interrupted) train state.
       status: ``"completed"`` or ``"interrupted"``.
-      final: per-split metric means of the final state (completed runs only).
-      best: ``{"metric", "value", "step"}`` of the best validation pass, or None.
+      final: per-split metric means of the final state (completed runs only); a
+        population's values are lists, one per member.
+      best: ``{"metric", "value", "step"}`` of the best validation pass, or None; a list of
+        those, one per member, for a population.
       timing: wall and compile seconds, steps per second of this process.
-      traces: how many times each compiled function was traced (1 each, always).
+      traces: how many times each compiled function was traced.
       early_stopping: ``{"early_stopped_at", "restored_step"}`` when patience ran out.
     """
 
     state: TrainState
     status: str
-    final: dict[str, dict[str, float]]
-    best: dict[str, Any] | None
+    final: dict[str, dict[str, Any]]
+    best: Any
     timing: dict[str, Any]
     traces: dict[str, int]
     early_stopping: dict[str, int] | None = None
 
 
-def evaluate(compiled: CompiledTask, state: TrainState, chunks: list) -> dict[str, float]:
+def evaluate(compiled: CompiledTask, state: TrainState, chunks: list) -> dict[str, Any]:
     """Metric means of ``state`` over padded eval batches."""
     return means(sum_metrics([compiled.eval_step(state, c) for c in chunks]))
+
+
+def scan_chunk(steps_per_epoch: int, scan_steps: int) -> int:
+    """Steps per scan call: an epoch cut into equal chunks of at most ``scan_steps``
+    (only the last may be shorter), so a run compiles at most two scan lengths."""
+    pieces = math.ceil(steps_per_epoch / min(scan_steps, steps_per_epoch))
+    return math.ceil(steps_per_epoch / pieces)
 
 
 class _Stopwatch:
@@ -83,6 +97,11 @@ class _Stopwatch:
 
     def __exit__(self, *exc):
         self.total += time.perf_counter() - self._t0
+
+
+def _host_step(state: TrainState) -> int:
+    # A population stacks one step counter per member; they always move together.
+    return int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
 
 
 def fit(
@@ -99,19 +118,21 @@ def fit(
     """Trains ``task`` on ``data`` as ``cfg`` says; see the module docstring.
 
     Args:
-      task: the task to train.
+      task: the task to train (or a population of it).
       data: the data set (train for updates, val for selection, test only at the end).
       cfg: the ``[train]`` section.
       seed: seeds parameter init, dropout and the batch order.
       run: where metrics and checkpoints go; None keeps everything in memory.
       resume: continue from ``run``'s latest committed checkpoint.
-      stop: polled after every step; when set, the loop checkpoints and returns.
+      stop: polled after every step (scan mode: every chunk); when set, the loop
+        checkpoints and returns.
       reporter: progress display.
       on_validation: ``(state, val metrics) -> state`` after every validation pass, before
         the checkpoint (the plateau schedule's hook).
 
     Raises:
-      ValueError: if ``cfg.best_metric`` is not a metric of the task.
+      ValueError: if ``cfg.best_metric`` is not a metric of the task, or a population is
+        given a run directory or a patience.
     """
     t_begin = time.perf_counter()
     reporter = reporter or SilentReporter()
@@ -121,19 +142,21 @@ def fit(
             f"train.best_metric: unknown metric {metric!r}; this task reports: "
             f"{', '.join(sorted(task.metric_modes))}"
         )
-    tracker = BestTracker(metric, task.metric_modes[metric] == "max", cfg.early_stopping_patience)
-    totals = getattr(task, "total_metrics", ())
-    order = BatchOrder(
-        len(data.train), cfg.batch_size, seed, order=getattr(task, "batch_order", "shuffled")
-    )
+    members = task.members
+    if members > 1 and (run is not None or cfg.early_stopping_patience is not None):
+        raise ValueError("population training keeps no run directory and has no patience")
+    maximize = task.metric_modes[metric] == "max"
+    trackers = [BestTracker(metric, maximize, cfg.early_stopping_patience) for _ in range(members)]
+    tracker = trackers[0]  # the one that checkpoints and stops early (single runs)
+    order = task.make_order(len(data.train), cfg.batch_size, seed)
     spe = order.steps_per_epoch
     total = cfg.epochs * spe
+    chunk_len = scan_chunk(spe, cfg.scan_steps)
     compiled = CompiledTask(task)
     chunk = min(cfg.eval_batch_size, max(len(data.val), len(data.test)))
-    val_chunks = eval_chunks(data.val.x, data.val.y, chunk)
+    val_chunks = eval_chunks(data.val.fields, chunk)
 
-    example = {"x": data.train.x[: cfg.batch_size], "y": data.train.y[: cfg.batch_size]}
-    state = task.init(jax.random.PRNGKey(seed), example)
+    state = task.init(jax.random.PRNGKey(seed), data.train.rows(slice(0, cfg.batch_size)))
     meta: dict[str, Any] = {"pending": []}
     latest = best_store = None
     if run is not None:
@@ -145,7 +168,7 @@ def fit(
     pending: list = list(meta["pending"])
     tracker.load_meta(meta)
     best_state = None  # in-memory copy of the best state when there is no run directory
-    step = int(state.step)
+    step = _host_step(state)
     saved_step = step if resume else -1
     steps_run = 0
 
@@ -154,7 +177,7 @@ def fit(
             "step": step,
             "epoch": round(step / spe, 4),
             "split": "train",
-            **means(sum_metrics(pending), totals),
+            **means(sum_metrics(pending), task.total_metrics),
         }
         pending.clear()
         if run is not None:
@@ -181,25 +204,27 @@ def fit(
             )
         saved_step = step
 
-    x_dev = y_dev = None
-    if cfg.mode == "scan":
-        x_dev, y_dev = jax.device_put(data.train.x), jax.device_put(data.train.y)
+    fields_dev = jax.device_put(data.train.fields) if cfg.mode == "scan" else None
     eval_clock, save_clock = _Stopwatch(), _Stopwatch()
     reporter.start(total, step)
     t_loop = time.perf_counter()
     while step < total and not stop.requested and not tracker.should_stop:
+        due = False  # a checkpoint_every save is due at the current step
         position = order.position(step)
-        if cfg.mode == "scan" and position.index == 0:
-            rows = jnp.asarray(order.indices(position.epoch), dtype=jnp.int32)
-            state, stacked = compiled.train_epoch(state, x_dev, y_dev, rows)
+        if cfg.mode == "scan":
+            end = min((position.index // chunk_len + 1) * chunk_len, spe)
+            rows = jnp.asarray(order.indices(position.epoch)[position.index : end], jnp.int32)
+            state, stacked = compiled.train_scan(state, fields_dev, rows)
             stacked = jax.device_get(stacked)
-            for i in range(spe):
+            for i in range(end - position.index):
                 pending.append({k: v[i] for k, v in stacked.items()})
                 step += 1
                 if step % cfg.log_every == 0:
                     log_window()
-            steps_run += spe
+            steps_run += end - position.index
             reporter.advance(step)
+            every = cfg.checkpoint_every
+            due = bool(every) and step // every > (step - (end - position.index)) // every
         else:
             for _, batch in order.batches(data.train, position):
                 state, metrics = compiled.train_step(state, batch)
@@ -209,7 +234,8 @@ def fit(
                 if step % cfg.log_every == 0:
                     log_window()
                     reporter.advance(step)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                due = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
+                if due and step % spe:  # at an epoch's end it waits for the validation pass
                     save(state)
                 if stop.requested:
                     break
@@ -225,7 +251,10 @@ def fit(
                 if run is not None:
                     run.append_metrics([record])
                 reporter.log(record)
-                if tracker.observe(val[metric], step):
+                values = np.atleast_1d(val[metric])
+                for m in range(1, members):
+                    trackers[m].observe(float(values[m]), step)
+                if tracker.observe(float(values[0]), step):
                     if best_store is not None:
                         with save_clock:
                             best_store.save(step, state, {"step": step, **tracker.to_meta()})
@@ -233,13 +262,13 @@ def fit(
                         best_state = jax.tree.map(jnp.copy, state)  # survives donation
                 save(state)  # every validation pass is also a checkpoint
             reporter.advance(step)
-        if stop.requested:
-            save(state)
+        if due or stop.requested:
+            save(state)  # a no-op when the validation pass already saved this step
     jax.block_until_ready(state)
     t_trained = time.perf_counter()
 
     status = "completed" if step == total or tracker.should_stop else "interrupted"
-    final: dict[str, dict[str, float]] = {}
+    final: dict[str, dict[str, Any]] = {}
     if tracker.should_stop and cfg.restore_best:
         if best_store is not None:
             best_store.wait()
@@ -249,15 +278,16 @@ def fit(
     if status == "completed":
         if pending:
             log_window()
-        test_chunks = eval_chunks(data.test.x, data.test.y, chunk)
-        final = {}
         # The train split is evaluated too when its examples look like val's (stream data
         # for truncated BPTT does not), so memorization shows up in summary.json.
-        if data.train.x.shape[1:] == data.val.x.shape[1:]:
-            train_chunks = eval_chunks(data.train.x, data.train.y, chunk)
-            final["train"] = evaluate(compiled, state, train_chunks)
+        same_shapes = all(
+            k in data.val and v.shape[1:] == data.val[k].shape[1:]
+            for k, v in data.train.fields.items()
+        )
+        if same_shapes:
+            final["train"] = evaluate(compiled, state, eval_chunks(data.train.fields, chunk))
         final["val"] = evaluate(compiled, state, val_chunks)
-        final["test"] = evaluate(compiled, state, test_chunks)
+        final["test"] = evaluate(compiled, state, eval_chunks(data.test.fields, chunk))
 
     for store in (latest, best_store):
         if store is not None:
@@ -287,7 +317,7 @@ def fit(
         state,
         status,
         final,
-        tracker.best,
+        tracker.best if members == 1 else [t.best for t in trackers],
         timing,
         dict(compiled.traces),
         stopped if tracker.should_stop else None,

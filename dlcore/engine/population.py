@@ -1,30 +1,30 @@
 """Population training: many seeds and learning rates at once, as one compiled program.
 
 Every member is an independent training run (its own initialization, dropout keys, batch
-order and learning rate), but all members are stacked along a leading axis and trained by a
-single ``vmap``-ed epoch scan. Small models leave most of a CPU or GPU idle; a population
-fills it, so M members cost far less than M sequential trials.
+order and learning rate), but all members are stacked along a leading axis and trained as
+one task by the one loop: :class:`PopulationTask` wraps any task with ``vmap``. Small
+models leave most of a CPU or GPU idle; a population fills it, so M members cost far less
+than M sequential trials.
 
-The learning rate is made a per-member value by building the optax chain with learning
+The learning rate is made a per-member value by building each optax chain with learning
 rate 1 and appending :func:`member_scale`, whose state holds the member's rate. For
 SGD, momentum, Nesterov, Adagrad, RMSProp, Adam and AdamW the update is linear in the
 learning rate, so each member follows the same rule as a trial run with that rate.
 """
 
 import dataclasses
-import time
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from dlcore.config import TrainConfig
-from dlcore.data import BatchOrder, Dataset
-from dlcore.engine.compiled import AheadOfTime, CompiledTask, eval_chunks
-from dlcore.engine.selection import BestTracker
-from dlcore.tasks.base import Task, means
+from dlcore.data.dataset import Dataset
+from dlcore.data.iterator import StackedOrder
+from dlcore.engine.loop import fit
+from dlcore.engine.state import TrainState
+from dlcore.engine.task import Batch, Metrics, Task
+from dlcore.engine.train_config import TrainConfig
 
 
 class MemberScaleState(NamedTuple):
@@ -54,6 +54,57 @@ def set_member_factors(opt_state_M: Any, factors_M: jax.Array) -> Any:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class PopulationTask:
+    """``task`` trained as ``len(seeds)`` stacked members (see the module docstring).
+
+    The state carries a leading member axis; batches carry one too (each member reads its
+    own batch order); evaluation batches are shared. Metrics come back as ``[M]`` vectors.
+
+    Attributes:
+      task: the member task, built with optax chains that end in :func:`member_scale`
+        and have learning rate 1.
+      seeds: each member's seed (init, dropout and batch order); the loop's own seed is
+        not used.
+      learning_rates: each member's learning rate.
+    """
+
+    task: Task
+    seeds: tuple[int, ...]
+    learning_rates: tuple[float, ...]
+
+    def __post_init__(self):
+        if len(self.seeds) != len(self.learning_rates) or not self.seeds:
+            raise ValueError(
+                f"need one learning rate per seed; got {len(self.seeds)} seeds and "
+                f"{len(self.learning_rates)} learning rates"
+            )
+
+    members = property(lambda self: len(self.seeds))
+    metric_modes = property(lambda self: self.task.metric_modes)
+    default_metric = property(lambda self: self.task.default_metric)
+    total_metrics = property(lambda self: self.task.total_metrics)
+
+    def make_order(self, num_examples: int, batch_size: int, seed: int) -> StackedOrder:
+        del seed  # each member shuffles with its own
+        return StackedOrder(
+            tuple(self.task.make_order(num_examples, batch_size, s) for s in self.seeds)
+        )
+
+    def init(self, rng: jax.Array, batch: Batch) -> TrainState:
+        del rng
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in self.seeds])
+        state = jax.vmap(lambda k: self.task.init(k, batch))(keys)
+        rates = jnp.asarray(self.learning_rates, jnp.float32)
+        return state.replace(opt_state=set_member_factors(state.opt_state, rates))
+
+    def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+        return jax.vmap(self.task.train_step)(state, batch)
+
+    def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
+        return jax.vmap(self.task.eval_step, in_axes=(0, None))(state, batch)
+
+
 @dataclasses.dataclass
 class PopulationResult:
     """Per-member outcomes (same order as the inputs) and the population's timings."""
@@ -70,79 +121,43 @@ def fit_population(
     seeds: list[int],
     learning_rates: list[float],
 ) -> PopulationResult:
-    """Trains ``len(seeds)`` members at once (epoch-scan mode, no checkpoints).
+    """Trains ``len(seeds)`` members of ``task`` at once with :func:`fit` (no checkpoints).
 
     Args:
-      task: built with an optax chain that ends in :func:`member_scale` and has learning
+      task: built with optax chains that end in :func:`member_scale` and have learning
         rate 1 (see the module docstring).
       data: the data set.
-      cfg: the ``[train]`` section (``epochs``, ``batch_size``, ``eval_every``...).
+      cfg: the ``[train]`` section (``epochs``, ``batch_size``, ``mode``...).
       seeds: each member's seed (init, dropout and batch order).
       learning_rates: each member's learning rate.
 
     Raises:
       ValueError: if the two lists differ in length or are empty.
     """
-    if len(seeds) != len(learning_rates) or not seeds:
-        raise ValueError(
-            f"need one learning rate per seed; got {len(seeds)} seeds and "
-            f"{len(learning_rates)} learning rates"
-        )
-    t_begin = time.perf_counter()
-    metric = cfg.best_metric or task.default_metric
-    trackers = [BestTracker(metric, task.metric_modes[metric] == "max") for _ in seeds]
-    batch_order = getattr(task, "batch_order", "shuffled")
-    orders = [BatchOrder(len(data.train), cfg.batch_size, s, order=batch_order) for s in seeds]
-    spe = orders[0].steps_per_epoch
-    compiled = CompiledTask(task)  # for its epoch body and trace counter
-    example = {"x": data.train.x[: cfg.batch_size], "y": data.train.y[: cfg.batch_size]}
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    state = jax.vmap(lambda k: task.init(k, example))(keys)
-    state = state.replace(
-        opt_state=set_member_factors(state.opt_state, jnp.asarray(learning_rates, jnp.float32))
-    )
-    epoch = AheadOfTime(
-        jax.vmap(compiled._epoch, in_axes=(0, None, None, 0)),
-        "population_epoch",
-        compiled.traces,
-        donate_argnums=0,
-    )
-    evaluate = AheadOfTime(
-        jax.vmap(task.eval_step, in_axes=(0, None)), "population_eval", compiled.traces
-    )
-    x_dev, y_dev = jax.device_put(data.train.x), jax.device_put(data.train.y)
-    chunk = min(cfg.eval_batch_size, max(len(data.val), len(data.test)))
-    val_chunks = eval_chunks(data.val.x, data.val.y, chunk)
+    population = PopulationTask(task, tuple(seeds), tuple(learning_rates))
+    result = fit(population, data, cfg, seed=seeds[0])
+    m = population.members
 
-    def member_means(chunks) -> list[dict[str, float]]:
-        sums = jax.device_get([evaluate(state, c) for c in chunks])
-        totals = {k: np.sum([s[k] for s in sums], axis=0, dtype=np.float64) for k in sums[0]}
-        return [means({k: v[m] for k, v in totals.items()}) for m in range(len(seeds))]
+    def member(split: str, i: int) -> dict[str, float]:
+        return {k: v[i] for k, v in result.final[split].items()}
 
-    train_s = 0.0
-    for e in range(cfg.epochs):
-        rows = jnp.asarray(np.stack([o.indices(e) for o in orders]), jnp.int32)
-        t0 = time.perf_counter()
-        state, _ = epoch(state, x_dev, y_dev, rows)
-        jax.block_until_ready(state)
-        train_s += time.perf_counter() - t0
-        if (e + 1) % cfg.eval_every == 0 or e + 1 == cfg.epochs:
-            for tracker, val in zip(trackers, member_means(val_chunks), strict=True):
-                tracker.observe(val[metric], (e + 1) * spe)
-    final_val = member_means(val_chunks)
-    final_test = member_means(eval_chunks(data.test.x, data.test.y, chunk))
-    train_s -= epoch.lower_s + epoch.compile_s
     members = [
-        {"seed": s, "learning_rate": lr, "best": t.best, "val": v, "test": te}
-        for s, lr, t, v, te in zip(
-            seeds, learning_rates, trackers, final_val, final_test, strict=True
-        )
+        {
+            "seed": s,
+            "learning_rate": lr,
+            "best": result.best[i],
+            "val": member("val", i),
+            "test": member("test", i),
+        }
+        for i, (s, lr) in enumerate(zip(seeds, learning_rates, strict=True))
     ]
+    compile_s = sum(t["lower_s"] + t["compile_s"] for t in result.timing["compile"].values())
+    steps = result.timing["steps_run"]
     timing = {
-        "wall_s": time.perf_counter() - t_begin,
-        "train_s": train_s,
-        "compile_s": epoch.lower_s + epoch.compile_s + evaluate.lower_s + evaluate.compile_s,
-        "members": len(seeds),
-        "member_steps_per_s": len(seeds) * cfg.epochs * spe / max(train_s, 1e-9),
+        "wall_s": result.timing["wall_s"],
+        "train_s": result.timing["train_s"],
+        "compile_s": compile_s,
+        "members": m,
+        "member_steps_per_s": m * steps / max(result.timing["train_s"], 1e-9),
     }
-    return PopulationResult(members, timing, dict(compiled.traces))
+    return PopulationResult(members, timing, result.traces)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from dlcore.checks import check_choice, check_probability
 
 DropoutMode = Literal["inverted", "classic"]
-_MODES = ("inverted", "classic")
+DROPOUT_MODES = ("inverted", "classic")
 
 
 def dropout(
@@ -41,7 +41,7 @@ def dropout(
       True
     """
     check_probability(rate, "dropout rate")
-    check_choice(mode, _MODES, "dropout mode")
+    check_choice(mode, DROPOUT_MODES, "dropout mode")
     keep = 1.0 - rate
     if not train or rate == 0.0:
         return x * keep if mode == "classic" else x

@@ -11,7 +11,7 @@ from dlcore.losses.classification import (
 from dlcore.losses.metric_learning import contrastive_loss, triplet_loss
 from dlcore.losses.multitask import MultiTaskLoss
 from dlcore.losses.reduce import Reduction, reduce_loss
-from dlcore.losses.registry import LOSSES, get_loss
+from dlcore.losses.registry import LOSSES, TASK_LOSSES, get_loss
 from dlcore.losses.regression import (
     mean_absolute_error,
     mean_bias_error,
@@ -21,6 +21,7 @@ from dlcore.losses.regression import (
 
 __all__ = [
     "LOSSES",
+    "TASK_LOSSES",
     "MultiTaskLoss",
     "Reduction",
     "binary_cross_entropy",

@@ -38,6 +38,17 @@ LOSSES: dict[str, Callable[..., jax.Array]] = {
 }
 
 
+# The one table of which losses each kind of task may select; tasks validate their
+# ``loss`` field against their row (``one_of(TASK_LOSSES["regression"], "loss")``).
+TASK_LOSSES: dict[str, tuple[str, ...]] = {
+    "classification": ("softmax_cross_entropy", "multiclass_hinge", "sparsemax_loss"),
+    "binary_classification": ("binary_cross_entropy", "binary_hinge"),
+    "regression": ("squared_error", "mse", "mae"),
+    "embedding": ("contrastive", "triplet"),
+    "reconstruction": ("mse", "squared_error", "mae"),
+}
+
+
 def get_loss(name: str) -> Callable[..., jax.Array]:
     """Returns the loss registered under ``name``.
 

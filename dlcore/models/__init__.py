@@ -1,8 +1,22 @@
-"""Models: Flax linen modules and the registry that builds them from config."""
+"""Models: Flax linen modules, each with its config section, and the registry of them."""
 
-from dlcore.models.lenet import LeNet5
-from dlcore.models.mlp import MLP
-from dlcore.models.multihead import MultiHeadMLP
-from dlcore.models.registry import MODELS, LeNet5Config, MLPConfig, build_model
+from dlcore.models.lenet import LeNet5, LeNet5Config
+from dlcore.models.mlp import MLP, LinearConfig, MLPConfig
+from dlcore.models.multihead import MultiHeadMLP, MultiHeadMLPConfig
+from dlcore.models.registry import MODELS, ModelEntry, build_model
+from dlcore.models.rnn import RNNConfig, SequenceModel
 
-__all__ = ["LeNet5", "LeNet5Config", "MLP", "MLPConfig", "MODELS", "MultiHeadMLP", "build_model"]
+__all__ = [
+    "MLP",
+    "MODELS",
+    "LeNet5",
+    "LeNet5Config",
+    "LinearConfig",
+    "MLPConfig",
+    "ModelEntry",
+    "MultiHeadMLP",
+    "MultiHeadMLPConfig",
+    "RNNConfig",
+    "SequenceModel",
+    "build_model",
+]

@@ -5,11 +5,18 @@
             -dense 120, act -dense 84, act -dense K-> logits
 """
 
+import math
+from typing import Literal
+
 import flax.linen as nn
 import jax
+from pydantic import Field, PositiveInt
 
 from dlcore.activations import ACTIVATIONS, get_activation
 from dlcore.checks import check_choice
+from dlcore.config.section import Section, one_of
+from dlcore.data.dataset import DataSpec
+from dlcore.data.needs import Need
 from dlcore.layers.conv import CONV_IMPLS, Conv2D
 from dlcore.layers.norm import local_response_norm
 from dlcore.layers.pooling import max_pool
@@ -90,3 +97,36 @@ class LeNet5(nn.Module):
         h_BxD = act(nn.Dense(120, name="dense0")(h_BxD))
         h_BxD = act(nn.Dense(84, name="dense1")(h_BxD))
         return nn.Dense(self.out_features, name="dense2")(h_BxD)
+
+
+class LeNet5Config(Section):
+    """LeNet-5 for square grey images (flat ``[B, S*S]`` inputs are reshaped to S x S)."""
+
+    name: Literal["lenet5"] = "lenet5"
+    activation: one_of(ACTIVATIONS, "activation") = "relu"
+    conv_impl: one_of(CONV_IMPLS, "conv impl") = Field(
+        "auto", description="'auto' (the faster lowering per backend), 'gemm' or 'xla'"
+    )
+    image_size: PositiveInt = 28
+    lrn: bool = Field(False, description="local response normalization after each conv")
+
+    def needs(self) -> tuple[Need, ...]:
+        return (Need("x", ("features",), "grey images, flat [S*S] or [S, S, 1]", (1, 3)),)
+
+    def make(self, out_features: int, data: DataSpec | None = None) -> LeNet5:
+        if data is not None:
+            shape = data.fields["x"].shape
+            side = self.image_size
+            if len(shape) == 1 and shape[0] != side * side:
+                root = math.isqrt(shape[0])
+                hint = f"set image_size = {root}" if root * root == shape[0] else "use mlp"
+                raise ValueError(
+                    f"lenet5 reads flat inputs as {side}x{side} images ({side * side} "
+                    f"features); {data.name} has x features [{shape[0]}] ({hint})"
+                )
+            if min(shape[:2] if len(shape) > 1 else (side,)) < MIN_IMAGE:
+                raise ValueError(
+                    f"lenet5 needs images of at least {MIN_IMAGE}x{MIN_IMAGE}; {data.name} "
+                    f"has x {list(shape)}"
+                )
+        return LeNet5(out_features=out_features, **self.model_dump(exclude={"name"}))

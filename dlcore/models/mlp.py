@@ -5,11 +5,16 @@ from typing import Literal
 
 import flax.linen as nn
 import jax
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from dlcore.activations import ACTIVATIONS, get_activation
 from dlcore.checks import check_choice
-from dlcore.initializers import get_initializer
+from dlcore.config.section import Section, one_of
+from dlcore.data.dataset import DataSpec
+from dlcore.data.needs import Need
+from dlcore.initializers import INITIALIZERS, get_initializer
 from dlcore.layers import DropConnectDense, Dropout, GaussianWeightNoiseDense, Maxout, PReLU
+from dlcore.layers.dropout import DROPOUT_MODES
 
 # Activations that are modules with parameters rather than plain functions.
 MODULE_ACTIVATIONS = ("prelu", "maxout")
@@ -48,7 +53,7 @@ class MLP(nn.Module):
     out_features: int
     activation: str = "relu"
     dropout: float = 0.0
-    dropout_mode: Literal["inverted", "classic"] = "inverted"
+    dropout_mode: str = "inverted"
     norm: str = "none"
     dropconnect: float = 0.0
     weight_noise: float = 0.0
@@ -87,3 +92,58 @@ class MLP(nn.Module):
             if self.dropout > 0:
                 h_BxD = Dropout(self.dropout, self.dropout_mode)(h_BxD, train=train)
         return nn.Dense(self.out_features, **inits)(h_BxD)
+
+
+BIAS_ONLY_INITIALIZERS = ("forget_gate_bias",)
+Initializer = one_of(INITIALIZERS, "initializer")
+# Dense models read real-valued inputs of any shape (they flatten them).
+REAL_INPUTS = (Need("x", ("features",), "real-valued features (use the rnn model for tokens)"),)
+
+
+class MLPConfig(Section):
+    """Hidden layers of the given widths; the output width comes from the task."""
+
+    name: Literal["mlp"] = "mlp"
+    widths: list[PositiveInt] = Field(default_factory=lambda: [128])
+    activation: one_of((*ACTIVATIONS, *MODULE_ACTIVATIONS), "activation") = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout_mode: one_of(DROPOUT_MODES, "dropout_mode") = "inverted"
+    norm: one_of(NORMS, "norm") = "none"
+    dropconnect: float = Field(0.0, ge=0.0, lt=1.0, description="DropConnect drop prob.")
+    weight_noise: float = Field(0.0, ge=0.0, description="std of Gaussian weight noise")
+    maxout_pieces: int = Field(2, ge=2)
+    kernel_init: Initializer = "lecun_normal"
+    bias_init: Initializer = "zeros"
+
+    @field_validator("kernel_init")
+    @classmethod
+    def _weights_initializer(cls, value: str) -> str:
+        if value in BIAS_ONLY_INITIALIZERS:
+            raise ValueError(f"{value} initializes bias vectors; use it as bias_init")
+        return value
+
+    @model_validator(mode="after")
+    def _one_weight_perturbation(self):
+        if self.dropconnect > 0 and self.weight_noise > 0:
+            raise ValueError("use dropconnect or weight_noise, not both")
+        return self
+
+    def needs(self) -> tuple[Need, ...]:
+        return REAL_INPUTS
+
+    def make(self, out_features: int, data: DataSpec | None = None) -> MLP:
+        fields = self.model_dump(exclude={"name", "widths"})
+        return MLP(widths=tuple(self.widths), out_features=out_features, **fields)
+
+
+class LinearConfig(Section):
+    """One dense layer, scores = W x + b: logistic regression with softmax cross-entropy,
+    a linear SVM with a hinge loss, linear regression with squared error."""
+
+    name: Literal["linear"] = "linear"
+
+    def needs(self) -> tuple[Need, ...]:
+        return REAL_INPUTS
+
+    def make(self, out_features: int, data: DataSpec | None = None) -> MLP:
+        return MLP(widths=(), out_features=out_features)

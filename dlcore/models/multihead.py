@@ -1,12 +1,18 @@
 """A shared-trunk multi-head network for multi-task learning (hard parameter sharing)."""
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import flax.linen as nn
 import jax
+from pydantic import Field, PositiveInt
 
-from dlcore.activations import get_activation
+from dlcore.activations import ACTIVATIONS, get_activation
+from dlcore.config.section import Section, one_of
+from dlcore.data.dataset import DataSpec
+from dlcore.data.needs import Need
 from dlcore.initializers import get_initializer
+from dlcore.models.mlp import REAL_INPUTS, Initializer
 
 
 class MultiHeadMLP(nn.Module):
@@ -54,3 +60,24 @@ class MultiHeadMLP(nn.Module):
             task: nn.Dense(features, name=f"head_{task}", **inits)(h_BxD)
             for task, features in sorted(self.head_features.items())
         }
+
+
+class MultiHeadMLPConfig(Section):
+    """A shared MLP trunk and one linear head per target (multi-task learning)."""
+
+    name: Literal["multihead_mlp"] = "multihead_mlp"
+    trunk_widths: list[PositiveInt] = Field(default_factory=lambda: [128])
+    activation: one_of(ACTIVATIONS, "activation") = "relu"
+    kernel_init: Initializer = "lecun_normal"
+    bias_init: Initializer = "zeros"
+
+    def needs(self) -> tuple[Need, ...]:
+        return REAL_INPUTS
+
+    def make(self, out_features, data: DataSpec | None = None) -> MultiHeadMLP:
+        if not isinstance(out_features, dict) or not out_features:
+            raise ValueError("multihead_mlp needs a multi-target data set and the multitask task")
+        fields = self.model_dump(exclude={"name", "trunk_widths"})
+        return MultiHeadMLP(
+            trunk_widths=tuple(self.trunk_widths), head_features=out_features, **fields
+        )

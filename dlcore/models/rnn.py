@@ -18,9 +18,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.core import FrozenDict
+from pydantic import Field, PositiveInt, model_validator
 
 from dlcore.checks import check_choice, check_rank
-from dlcore.recurrent import StackedRNN
+from dlcore.config.section import Section, one_of
+from dlcore.data.dataset import DataSpec
+from dlcore.data.needs import Need
+from dlcore.recurrent import CELLS, RECURRENT_INITS, StackedRNN
+from dlcore.recurrent.sequence import IMPLS
+from dlcore.recurrent.stacks import MERGES
 
 InputMode = Literal["embedding", "one_hot", "real"]
 Readout = Literal["last", "mean", "all"]
@@ -177,3 +183,78 @@ class SequenceModel(nn.Module):
                 raise ValueError("return_carry needs a unidirectional stack; got bidirectional")
             return finals, out
         return out
+
+
+LSTM_CELLS = ("lstm", "peephole_lstm", "coupled_lstm")
+
+
+class RNNConfig(Section):
+    """A recurrent sequence model (dlcore.recurrent stack) with a dense head.
+
+    ``readout`` picks the task shape: "last" or "mean" for many-to-one, "all" for
+    many-to-many and one-to-many. Token inputs (``embedding``/``one_hot``) use ``-1`` as
+    padding; ``real`` inputs are ``[T, D]`` vectors per example.
+    """
+
+    name: Literal["rnn"] = "rnn"
+    input: one_of(INPUT_MODES, "input") = "embedding"
+    embed_dim: PositiveInt = 32
+    cell: one_of(CELLS, "cell") = "lstm"
+    features: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: bool = False
+    merge: one_of(MERGES, "merge") = "concat"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between layers")
+    recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="needs variational")
+    variational: bool = False
+    output_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the head")
+    recurrent_init: one_of(RECURRENT_INITS, "recurrent_init") = "orthogonal"
+    forget_bias: float | None = Field(
+        None, description="initial forget-gate bias of LSTM cells (None: the cell's 1.0)"
+    )
+    readout: one_of(READOUTS, "readout") = "last"
+    impl: one_of(IMPLS, "impl") = Field(
+        "auto", description="'auto', 'scan' (autodiff of the scan) or 'custom_vjp' (lstm only)"
+    )
+    unroll: PositiveInt = Field(1, description="time steps per scan iteration")
+    remat: bool = Field(False, description="recompute each step in the backward pass")
+
+    @model_validator(mode="after")
+    def _cell_options(self):
+        if self.forget_bias is not None and self.cell not in LSTM_CELLS:
+            raise ValueError(
+                f"forget_bias applies to LSTM cells ({', '.join(LSTM_CELLS)}); "
+                f"cell {self.cell!r} has no forget gate"
+            )
+        if self.impl == "custom_vjp" and self.cell != "lstm":
+            raise ValueError(
+                f"impl = 'custom_vjp' is the plain 'lstm' cell's hand-written backward; "
+                f"cell {self.cell!r} needs impl = 'auto' or 'scan'"
+            )
+        return self
+
+    def needs(self) -> tuple[Need, ...]:
+        if self.input == "real":
+            return (Need("x", ("features",), "real-valued sequences [T, D]", (2,)),)
+        return (Need("x", ("tokens",), f"token ids [T] (input = {self.input!r})", (1,)),)
+
+    def make(self, out_features: int, data: DataSpec | None = None) -> SequenceModel:
+        vocab_size = None
+        if self.input != "real":
+            if data is None or "vocab_size" not in data.info:
+                raise ValueError(
+                    f"model.input = {self.input!r} needs a token data set (with a vocabulary); "
+                    "use input = 'real' for real-valued sequences"
+                )
+            vocab_size = int(data.info["vocab_size"])
+        cell_kwargs = {"recurrent_init": self.recurrent_init}
+        if self.forget_bias is not None:
+            cell_kwargs["forget_bias"] = self.forget_bias
+        fields = self.model_dump(exclude={"name", "input", "recurrent_init", "forget_bias"})
+        return SequenceModel(
+            out_features=out_features,
+            vocab_size=vocab_size,
+            input_mode=self.input,
+            cell_kwargs=FrozenDict(cell_kwargs),
+            **fields,
+        )

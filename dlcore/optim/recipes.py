@@ -28,7 +28,7 @@ from typing import Annotated, Literal, NamedTuple
 import optax
 from pydantic import Field, PositiveFloat
 
-from dlcore.config_base import Section
+from dlcore.config.section import Section
 from dlcore.optim.freezing import freeze
 from dlcore.optim.plateau import scale_by_plateau
 from dlcore.optim.schedules import ConstantSchedule, ScheduleConfig, build_schedule, find_plateau

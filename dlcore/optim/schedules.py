@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 from pydantic import BeforeValidator, Field, PositiveInt
 
-from dlcore.config_base import Section
+from dlcore.config.section import Section
 
 
 class ConstantSchedule(Section):

@@ -13,12 +13,19 @@ The reported ``accuracy`` is 1-nearest-neighbour accuracy inside the batch (padd
 example itself excluded), a direct measure of how well the embedding separates classes.
 """
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
-import optax
+from pydantic import Field
 
-from dlcore.losses import contrastive_loss, triplet_loss
-from dlcore.tasks.supervised import SupervisedTask
+from dlcore.config.section import one_of
+from dlcore.data.needs import Need
+from dlcore.engine.state import apply_gradients
+from dlcore.losses import TASK_LOSSES, contrastive_loss, triplet_loss
+from dlcore.regularizers import PenaltySection
+from dlcore.tasks.context import BuildContext, TaskSection
+from dlcore.tasks.supervised import LABELS, SupervisedTask
 
 
 def _pairwise_sq_dist(e_BxE: jax.Array) -> jax.Array:
@@ -91,14 +98,8 @@ class EmbeddingTask(SupervisedTask):
             return total, (model_state, sums)
 
         grads, (model_state, sums) = jax.grad(objective, has_aux=True)(state.params)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            model_state=model_state,
-            opt_state=opt_state,
-        )
-        return new_state, sums
+        new_state = apply_gradients(state, self.optimizer, grads)
+        return new_state.replace(step=state.step + 1, model_state=model_state), sums
 
     def eval_step(self, state, batch):
         pred, _ = self._forward(state, state.params, batch["x"], train=False)
@@ -107,7 +108,7 @@ class EmbeddingTask(SupervisedTask):
 
 def embedding(model, optimizer, loss: str = "triplet", margin: float = 0.2, penalty=None):
     """Metric learning with ``loss`` = ``contrastive`` or ``triplet`` (in-batch mining)."""
-    if loss not in ("contrastive", "triplet"):
+    if loss not in TASK_LOSSES["embedding"]:
         raise ValueError(f"embedding loss must be 'contrastive' or 'triplet'; got {loss!r}")
     return EmbeddingTask(
         model=model,
@@ -118,3 +119,21 @@ def embedding(model, optimizer, loss: str = "triplet", margin: float = 0.2, pena
         default_metric="accuracy",
         penalty=penalty,
     )
+
+
+class EmbeddingConfig(PenaltySection, TaskSection):
+    """Metric learning: the model outputs ``embedding_dim`` numbers per example and is
+    trained with in-batch ``contrastive`` pairs or ``triplet`` triplets (see
+    ``dlcore.tasks.embedding``); reports loss and in-batch 1-NN accuracy."""
+
+    name: Literal["embedding"] = "embedding"
+    loss: one_of(TASK_LOSSES["embedding"], "embedding loss") = "triplet"
+    margin: float = Field(0.2, gt=0.0)
+    embedding_dim: int = Field(16, ge=1)
+
+    def needs(self) -> tuple[Need, ...]:
+        return (LABELS,)
+
+    def build(self, ctx: BuildContext) -> EmbeddingTask:
+        model = ctx.model(self.embedding_dim)
+        return embedding(model, ctx.optimizer(), self.loss, self.margin, self.make_penalty())

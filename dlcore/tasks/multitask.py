@@ -6,12 +6,17 @@ names (``dlcore.models.MultiHeadMLP``); the objective is L = sum_k alpha_k CE_k.
 """
 
 from collections.abc import Mapping
+from typing import Literal
 
 import flax.linen as nn
 import jax
 import optax
+from pydantic import Field
 
+from dlcore.data.needs import Need
 from dlcore.losses import MultiTaskLoss, softmax_cross_entropy
+from dlcore.regularizers import PenaltySection
+from dlcore.tasks.context import BuildContext, TaskSection
 from dlcore.tasks.supervised import Penalty, SupervisedTask, accuracy
 
 
@@ -49,3 +54,33 @@ def multitask_classification(
         default_metric=f"{targets[0]}_accuracy",
         penalty=penalty,
     )
+
+
+class MultitaskConfig(PenaltySection, TaskSection):
+    """One softmax cross-entropy per target of the data, L = sum_k weights[k] CE_k, over a
+    shared-trunk multi-head model (``[model] name = "multihead_mlp"``)."""
+
+    name: Literal["multitask"] = "multitask"
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="alpha per target name (default 1.0 each)"
+    )
+
+    def needs(self) -> tuple[Need, ...]:
+        return (Need("y", ("labels",), "one integer label column per target [K]", (1,)),)
+
+    def build(self, ctx: BuildContext) -> SupervisedTask:
+        heads = ctx.data.info.get("targets", {})
+        if not heads:
+            raise ValueError(f"{ctx.data.name} names no targets; multitask needs several")
+        targets = list(heads)
+        unknown = sorted(set(self.weights) - set(targets))
+        if unknown:
+            raise ValueError(
+                f"weights name targets {unknown} that the data does not have; "
+                f"its targets are {targets}"
+            )
+        weights = {t: self.weights.get(t, 1.0) for t in targets}
+        model = ctx.model(heads)
+        return multitask_classification(
+            model, ctx.optimizer(), targets, weights, self.make_penalty()
+        )

@@ -16,16 +16,19 @@ mistakes in total.
 
 import dataclasses
 import math
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 
-from dlcore.state import TrainState
-from dlcore.tasks.base import Batch, Metrics, Mode
+from dlcore.data.needs import Need
+from dlcore.engine.state import TrainState
+from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
+from dlcore.tasks.context import BuildContext, TaskSection
 
 
 @dataclasses.dataclass(frozen=True)
-class PerceptronTask:
+class PerceptronTask(TaskDefaults):
     """The perceptron as a task of the generic loop (no optimizer: its rule is the update).
 
     Attributes:
@@ -119,3 +122,23 @@ class PerceptronTask:
 def novikoff_bound(radius: float, margin: float) -> int:
     """The perceptron's mistake bound floor(R^2 / gamma^2) (Novikoff 1962)."""
     return math.floor((radius / margin) ** 2)
+
+
+class PerceptronConfig(TaskSection):
+    """Rosenblatt's perceptron (binary, or multi-class with a joint feature map)."""
+
+    model_roles: ClassVar[tuple[str, ...]] = ()  # its own linear model
+    optimizer_roles: ClassVar[tuple[str, ...]] = ()  # its update rule replaces a chain
+
+    name: Literal["perceptron"] = "perceptron"
+    multiclass: bool = False
+    bias: bool = False
+
+    def needs(self) -> tuple[Need, ...]:
+        return (
+            Need("x", ("features",), "real-valued feature vectors", (1,)),
+            Need("y", ("labels",), "integer class labels, one per example", (0,)),
+        )
+
+    def build(self, ctx: BuildContext) -> PerceptronTask:
+        return PerceptronTask(ctx.data.num_classes, multiclass=self.multiclass, bias=self.bias)

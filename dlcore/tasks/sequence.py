@@ -12,14 +12,21 @@ and ``count`` is their number, so means are per step (per token, per character):
 
 import dataclasses
 import math
+from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from pydantic import Field
 
-from dlcore.state import TrainState
-from dlcore.tasks.base import Batch, Metrics, Mode, init_state
+from dlcore.data.needs import Need
+from dlcore.engine.state import TrainState, apply_gradients
+from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
+from dlcore.tasks.base import init_state
+from dlcore.tasks.context import BuildContext, TaskSection
+
+STEP_LABELS = Need("y", ("labels",), "integer labels per step [T] (-1 = not counted)", (1,))
 
 
 def step_weights(y_BxT: jax.Array, mask_B: jax.Array | None = None) -> jax.Array:
@@ -57,7 +64,7 @@ def sequence_metric_modes(bits_metric: str | None) -> dict[str, Mode]:
 
 
 @dataclasses.dataclass(frozen=True)
-class TaggingTask:
+class TaggingTask(TaskDefaults):
     """Per-step softmax cross-entropy on ``[B, T]`` integer targets (``-1`` = not counted).
 
     Covers many-to-many tagging, one-to-many generation (input at t = 0 only) and
@@ -96,15 +103,29 @@ class TaggingTask:
             return per_step_sums(logits, batch["y"], w_BxT, self.bits_metric)
 
         grads, sums = jax.grad(objective, has_aux=True)(state.params)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            opt_state=opt_state,
-        )
-        return new_state, sums
+        return apply_gradients(state, self.optimizer, grads).replace(step=state.step + 1), sums
 
     def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
         logits = self.model.apply({"params": state.params}, batch["x"], train=False)
         w_BxT = step_weights(batch["y"], batch.get("mask"))
         return per_step_sums(logits, batch["y"], w_BxT, self.bits_metric)[1]
+
+
+class TaggingConfig(TaskSection):
+    """Per-step softmax cross-entropy on [T] integer targets (-1 = padding, not counted).
+
+    Many-to-many tagging, one-to-many generation, or a language model on shuffled windows.
+    """
+
+    name: Literal["tagging"] = "tagging"
+    bits_metric: str | None = Field(
+        None, description="also report the loss in bits under this name, e.g. bits_per_char"
+    )
+
+    def needs(self) -> tuple[Need, ...]:
+        return (STEP_LABELS,)
+
+    def build(self, ctx: BuildContext) -> TaggingTask:
+        model = ctx.model(ctx.data.num_classes)
+        default = self.bits_metric or "accuracy"
+        return TaggingTask(model, ctx.optimizer(), self.bits_metric, default_metric=default)

@@ -1,41 +1,37 @@
 """Supervised learning as a task: (model, per-example loss, per-example metrics, optax chain)."""
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from dlcore.config.section import one_of
+from dlcore.data.needs import Need
+from dlcore.engine.state import TrainState, apply_gradients
+from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
 from dlcore.losses import (
+    LOSSES,
+    TASK_LOSSES,
     binary_cross_entropy,
     binary_hinge,
     mean_absolute_error,
     mean_squared_error,
-    multiclass_hinge,
     reduce_loss,
-    softmax_cross_entropy,
-    sparsemax_loss,
-    squared_error,
     zero_one_loss,
 )
-from dlcore.state import TrainState
-from dlcore.tasks.base import Batch, Metrics, Mode, init_state
+from dlcore.regularizers import PenaltySection
+from dlcore.tasks.base import init_state
+from dlcore.tasks.context import BuildContext, TaskSection
 
 PerExample = Callable[[jax.Array, jax.Array], jax.Array]  # (pred, target) -> [B]
 Penalty = Callable[[object], jax.Array]  # params -> scalar
-
-CLASSIFICATION_LOSSES: dict[str, PerExample] = {
-    "softmax_cross_entropy": softmax_cross_entropy,
-    "multiclass_hinge": multiclass_hinge,
-    "sparsemax_loss": sparsemax_loss,
-}
-REGRESSION_LOSSES: dict[str, PerExample] = {
-    "squared_error": squared_error,
-    "mse": mean_squared_error,
-    "mae": mean_absolute_error,
-}
+LABELS = Need("y", ("labels",), "integer class labels, one per example", (0,))
+TARGETS = Need("y", ("targets",), "real-valued targets (regression)")
 
 
 def accuracy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
@@ -44,7 +40,7 @@ def accuracy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class SupervisedTask:
+class SupervisedTask(TaskDefaults):
     """Fits ``model(x) -> pred`` to targets ``y`` by minimizing mean ``loss(pred, y)``
     plus an optional weight ``penalty(params)``.
 
@@ -102,13 +98,8 @@ class SupervisedTask:
             return total, (pred, model_state, per_example)
 
         grads, (pred, model_state, per_example) = jax.grad(objective, has_aux=True)(state.params)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            model_state=model_state,
-            opt_state=opt_state,
-        )
+        new_state = apply_gradients(state, self.optimizer, grads)
+        new_state = new_state.replace(step=state.step + 1, model_state=model_state)
         return new_state, self._metric_sums(pred, batch, per_example)
 
     def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
@@ -129,7 +120,7 @@ def classification(
     """
     return SupervisedTask(
         model=model,
-        loss=CLASSIFICATION_LOSSES[loss],
+        loss=LOSSES[loss],
         metrics={"accuracy": accuracy, "zero_one": zero_one_loss},
         optimizer=optimizer,
         metric_modes={"loss": "min", "accuracy": "max", "zero_one": "min"},
@@ -194,10 +185,58 @@ def regression(
     """Real-valued targets, reporting the loss, MSE and MAE."""
     return SupervisedTask(
         model=model,
-        loss=REGRESSION_LOSSES[loss],
+        loss=LOSSES[loss],
         metrics={"mse": mean_squared_error, "mae": mean_absolute_error},
         optimizer=optimizer,
         metric_modes={"loss": "min", "mse": "min", "mae": "min"},
         default_metric="mse",
         penalty=penalty,
     )
+
+
+class ClassificationConfig(PenaltySection, TaskSection):
+    """K-way classification on integer labels; reports loss, accuracy and zero-one loss."""
+
+    name: Literal["classification"] = "classification"
+    loss: one_of(TASK_LOSSES["classification"], "classification loss") = "softmax_cross_entropy"
+
+    def needs(self) -> tuple[Need, ...]:
+        return (LABELS,)
+
+    def build(self, ctx: BuildContext) -> SupervisedTask:
+        model = ctx.model(ctx.data.num_classes)
+        return classification(model, ctx.optimizer(), self.loss, self.make_penalty())
+
+
+class BinaryClassificationConfig(PenaltySection, TaskSection):
+    """Two classes scored by one output s (label 1 when s >= 0): logistic regression with
+    ``binary_cross_entropy``, a linear SVM with ``binary_hinge``."""
+
+    name: Literal["binary_classification"] = "binary_classification"
+    loss: one_of(TASK_LOSSES["binary_classification"], "binary loss") = "binary_cross_entropy"
+
+    def needs(self) -> tuple[Need, ...]:
+        return (LABELS,)
+
+    def build(self, ctx: BuildContext) -> SupervisedTask:
+        if ctx.data.num_classes != 2:
+            raise ValueError(
+                f"{ctx.data.name} has {ctx.data.num_classes} classes; binary_classification "
+                "needs 2 (use classification)"
+            )
+        model = ctx.model(1)
+        return binary_classification(model, ctx.optimizer(), self.loss, self.make_penalty())
+
+
+class RegressionConfig(PenaltySection, TaskSection):
+    """Real-valued targets; reports loss, MSE and MAE."""
+
+    name: Literal["regression"] = "regression"
+    loss: one_of(TASK_LOSSES["regression"], "regression loss") = "squared_error"
+
+    def needs(self) -> tuple[Need, ...]:
+        return (TARGETS,)
+
+    def build(self, ctx: BuildContext) -> SupervisedTask:
+        model = ctx.model(math.prod(ctx.data.fields["y"].shape))
+        return regression(model, ctx.optimizer(), self.loss, self.make_penalty())

@@ -16,20 +16,29 @@ Evaluation runs each held-out window from a zero state, like :class:`TaggingTask
 """
 
 import dataclasses
+from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from dlcore.data.needs import Need
+from dlcore.engine.state import TrainState, apply_gradients
+from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
 from dlcore.recurrent import tbptt_step
-from dlcore.state import TrainState
-from dlcore.tasks.base import Batch, Metrics, Mode
-from dlcore.tasks.sequence import TaggingTask, per_step_sums, sequence_metric_modes, step_weights
+from dlcore.tasks.context import BuildContext, TaskSection
+from dlcore.tasks.sequence import (
+    STEP_LABELS,
+    TaggingTask,
+    per_step_sums,
+    sequence_metric_modes,
+    step_weights,
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class TruncatedBPTTTask:
+class TruncatedBPTTTask(TaskDefaults):
     """Per-step classification over B streams, k steps per update, carry in ``state.extra``.
 
     Attributes:
@@ -101,16 +110,33 @@ class TruncatedBPTTTask:
             return loss, (carry_out, sums)
 
         _, grads, (carry, sums) = tbptt_step(loss_fn, state.params, carry, batch)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            opt_state=opt_state,
-            extra={"carry": carry},
-        )
-        return new_state, sums
+        new_state = apply_gradients(state, self.optimizer, grads)
+        return new_state.replace(step=state.step + 1, extra={"carry": carry}), sums
 
     def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
         logits = self.model.apply({"params": state.params}, batch["x"], train=False)
         w_BxT = step_weights(batch["y"], batch.get("mask"))
         return per_step_sums(logits, batch["y"], w_BxT, self.bits_metric)[1]
+
+
+class TruncatedBPTTConfig(TaskSection):
+    """Truncated BPTT: the training windows are read as train.batch_size parallel streams,
+    one k-step chunk per update, the recurrent state carried across chunks (and checkpointed).
+    """
+
+    name: Literal["truncated_bptt"] = "truncated_bptt"
+    bits_metric: str | None = "bits_per_char"
+
+    def needs(self) -> tuple[Need, ...]:
+        return (Need("x", ("tokens",), "token ids per step [T]", (1,)), STEP_LABELS)
+
+    def build(self, ctx: BuildContext) -> TruncatedBPTTTask:
+        model = ctx.model(ctx.data.num_classes)
+        default = self.bits_metric or "loss"
+        return TruncatedBPTTTask(
+            model,
+            ctx.optimizer(),
+            ctx.data.sizes["train"],
+            bits_metric=self.bits_metric,
+            default_metric=default,
+        )

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
-from dlcore.config_base import Section
+from dlcore.config.section import Section
 
 
 class Distribution(Section):

@@ -11,8 +11,9 @@ import pathlib
 import sys
 
 from dlcore import host_memory
-from dlcore.config_loading import ConfigError, load_config
-from dlcore.run_dir import RunDirError
+from dlcore.config.errors import ConfigError
+from dlcore.config.loading import load_config
+from dlcore.runs.run_dir import RunDirError
 
 DEFAULT_CACHE = pathlib.Path.home() / ".cache" / "dlcore" / "xla"
 
@@ -99,8 +100,8 @@ def _enable_compile_cache() -> None:
 
 
 def _train(args, start) -> int:
+    from dlcore.cli.progress import make_reporter
     from dlcore.engine.signals import GracefulStop
-    from dlcore.progress import make_reporter
 
     with GracefulStop() as stop:
         summary = start(stop, make_reporter("training", args.quiet))
@@ -136,24 +137,21 @@ def _cmd_run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     host_memory.for_train_mode(cfg.train.mode)  # before XLA's threads first allocate
-    build(cfg, args.config)  # data-dependent checks before any output directory exists
+    experiment = build(cfg, args.config)  # every check before any output directory exists
     return _train(
-        args,
-        lambda stop, rep: run_experiment(
-            cfg, args.run_dir, source=args.config, stop=stop, reporter=rep
-        ),
+        args, lambda stop, rep: run_experiment(experiment, args.run_dir, stop=stop, reporter=rep)
     )
 
 
 def _cmd_sweep(args) -> int:
+    from dlcore.cli.listing import print_sweep
+    from dlcore.cli.progress import make_reporter
     from dlcore.engine.signals import GracefulStop
-    from dlcore.listing import print_sweep
-    from dlcore.progress import make_reporter
-    from dlcore.sweep import run_sweep
+    from dlcore.experiment.sweep import run_sweep
 
     _host_memory_for(args.config, args.overrides)
     if args.vmap:
-        from dlcore.sweep import run_population_sweep
+        from dlcore.experiment.sweep import run_population_sweep
 
         result = run_population_sweep(args.config, args.overrides, args.sweep_dir, args.compare)
         print_sweep(result)
@@ -205,7 +203,7 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    from dlcore.sampling import sample_run
+    from dlcore.experiment.sampling import sample_run
 
     try:
         text = sample_run(
@@ -227,14 +225,14 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_list(args) -> int:
-    from dlcore.listing import print_listing
+    from dlcore.cli.listing import print_listing
 
     print_listing()
     return 0
 
 
 def _cmd_runs(args) -> int:
-    from dlcore.listing import print_runs
+    from dlcore.cli.listing import print_runs
 
     print_runs(args.root)
     return 0

@@ -6,11 +6,11 @@ from rich.console import Console
 from rich.table import Table
 
 from dlcore.activations import ACTIVATIONS
-from dlcore.config_loading import ConfigError, load_config
-from dlcore.data import DATASETS
+from dlcore.config.loading import ConfigError, load_config
+from dlcore.data.registry import DATASETS
 from dlcore.models import MODELS
 from dlcore.optim import OPTIMIZERS
-from dlcore.run_dir import find_runs
+from dlcore.runs.run_dir import find_runs
 from dlcore.tasks.registry import TASKS
 
 

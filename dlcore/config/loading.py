@@ -14,22 +14,20 @@ from typing import Any
 import pydantic
 import tomli_w
 
-from dlcore.config import DEFAULT_OPTIMIZER, DEFAULT_TASK, UNION_SECTIONS, ExperimentConfig
-from dlcore.config_base import Section
+from dlcore.config.errors import ConfigError
+from dlcore.config.experiment import NAMED_SECTIONS, SECTIONS, ExperimentConfig
+from dlcore.config.section import Section
 
-
-class ConfigError(ValueError):
-    """One or more problems in an experiment config, each ``(field, message)``."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source = source
-        self.problems = problems
-        super().__init__("\n".join(self.lines()))
-
-    def lines(self) -> list[str]:
-        return [
-            f"{self.source}: {f}: {m}" if f else f"{self.source}: {m}" for f, m in self.problems
-        ]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "load_config",
+    "load_raw",
+    "parse_override",
+    "save_config",
+    "set_path",
+    "validate",
+]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -101,9 +99,15 @@ def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> Experime
 def validate(raw: dict, source: str, applied: dict[str, str] | None = None) -> ExperimentConfig:
     """Validates a raw dict into an ExperimentConfig or raises ConfigError."""
     # A [task] or [optimizer] table that only tunes fields keeps the default choice.
-    for section, default in (("optimizer", DEFAULT_OPTIMIZER), ("task", DEFAULT_TASK)):
-        if isinstance(raw.get(section), dict):
+    for section, (_, _, default) in SECTIONS.items():
+        if default is not None and isinstance(raw.get(section), dict):
             raw[section].setdefault("name", default)
+    for table, section in NAMED_SECTIONS.items():
+        default = SECTIONS[section][2]
+        if default is not None and isinstance(raw.get(table), dict):
+            for entry in raw[table].values():
+                if isinstance(entry, dict):
+                    entry.setdefault("name", default)
     try:
         return ExperimentConfig.model_validate(raw)
     except pydantic.ValidationError as err:
@@ -136,7 +140,7 @@ def _describe(error: dict, raw: dict) -> tuple[str, str]:
         hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(valid)}"
         return field, f"unknown key{hint}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        what, registry = UNION_SECTIONS[loc[0]]
+        what, registry, _ = SECTIONS[NAMED_SECTIONS.get(loc[0], loc[0])]
         valid = ", ".join(sorted(registry))
         if kind == "union_tag_not_found":
             return f"{field}.name", f"missing; name the {what}, one of: {valid}"
@@ -162,8 +166,12 @@ def _strip_union_tags(loc: tuple, raw: dict) -> tuple[tuple, type[Section] | Non
         out.append(part)
         owner = model
         node = node.get(part) if isinstance(node, dict) else None
-        if len(out) == 1 and part in UNION_SECTIONS:
-            registry = UNION_SECTIONS[part][1]
+        if len(out) == 1 and part in NAMED_SECTIONS and i + 1 < len(loc):
+            out.append(loc[i + 1])  # the entry's own name: [models.generator]
+            i += 1
+            part = NAMED_SECTIONS[part]
+        if len(out) <= 2 and part in SECTIONS and (len(out) == 1 or out[0] in NAMED_SECTIONS):
+            registry = SECTIONS[part][1]
             if i + 1 < len(loc) and loc[i + 1] in registry:
                 model = registry[loc[i + 1]].config
                 i += 1  # skip the tag

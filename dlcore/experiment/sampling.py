@@ -15,9 +15,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from dlcore.checkpoint import CheckpointStore
-from dlcore.config_loading import load_config
-from dlcore.run_dir import RunDir, RunDirError
+from dlcore.runs.run_dir import RunDirError
 
 
 def filter_logits(logits_BxV: jax.Array, temperature: float, top_k: int | None) -> jax.Array:
@@ -106,38 +104,26 @@ def sample_run(
       ValueError: for bad sampling settings.
     """
     from dlcore.data.stdlib_text import decode, encode
-    from dlcore.experiment import build
+    from dlcore.experiment.restore import restore_run
 
     check_sampling_args(length, temperature, top_k=None, vocab=1)  # before the slow part
-    run = RunDir.existing(run_dir)
-    cfg = load_config(run.config)
-    data, task = build(cfg, str(run.config))
-    run.check_dataset(data.fingerprint())  # the vocabulary comes from the rebuilt data
-    vocab = data.info.get("vocab")
-    model = getattr(task, "model", None)
+    restored = restore_run(run_dir, checkpoint)  # the vocabulary comes from the rebuilt data
+    run, experiment = restored.run, restored.experiment
+    vocab = experiment.data.info.get("vocab")
+    model = getattr(experiment.task, "model", None)  # tasks without one cannot generate
     if vocab is None or model is None or getattr(model, "readout", None) != "all":
         raise RunDirError(
             f"{run.path}: dlcore sample needs a character-level language model run "
-            f"(a text data set and an rnn model with readout = 'all'); got data {cfg.data.name!r}"
+            f"(a text data set and an rnn model with readout = 'all'); got data "
+            f"{experiment.cfg.data.name!r}"
         )
     if model.bidirectional:
         raise RunDirError(f"{run.path}: a bidirectional model cannot generate left to right")
     check_sampling_args(length, temperature, top_k, len(vocab))
-    batch = cfg.train.batch_size
-    template = task.init(
-        jax.random.PRNGKey(cfg.seed), {"x": data.train.x[:batch], "y": data.train.y[:batch]}
-    )
-    store = CheckpointStore({"latest": run.latest, "best": run.best}[checkpoint], keep=1)
-    try:
-        state, _ = store.restore(template)
-    except FileNotFoundError:
-        raise RunDirError(f"{run.path}: no {checkpoint} checkpoint to sample from") from None
-    finally:
-        store.close()
     prompt_ids = encode(prompt or "\n", vocab)  # an empty prompt starts at a line break
     ids = generate(
         model,
-        state.params,
+        restored.state.params,
         jnp.asarray(prompt_ids),
         jax.random.PRNGKey(seed),
         length=length,

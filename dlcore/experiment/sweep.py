@@ -16,14 +16,14 @@ from typing import Any
 
 import optax
 
-from dlcore.config import ExperimentConfig
-from dlcore.config_loading import ConfigError, load_raw, set_path, validate
+from dlcore.config.experiment import ExperimentConfig
+from dlcore.config.loading import ConfigError, load_raw, set_path, validate
 from dlcore.engine.loop import fit
 from dlcore.engine.population import fit_population, member_scale
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.experiment import build, resume_experiment, run_experiment
 from dlcore.optim import build_optimizer, find_plateau
-from dlcore.run_dir import RunDir, default_run_path
+from dlcore.runs.run_dir import RunDir, default_run_path
 
 
 def trial_configs(raw: dict, source: str) -> list[tuple[dict[str, Any], ExperimentConfig]]:
@@ -69,19 +69,19 @@ def run_sweep(
     """
     raw, _ = load_raw(path, overrides)
     trials = trial_configs(raw, str(path))
-    for _, cfg in trials:  # data-dependent checks for every trial before training any
-        build(cfg, str(path))
+    # Every trial is built (and checked against its data) once, before any trains.
+    built = [build(cfg, str(path)) for _, cfg in trials]
     base = trials[0][1]
     root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-sweep"))
     root.mkdir(parents=True, exist_ok=True)
     rows, status = [], "completed"
-    for i, (assignment, cfg) in enumerate(trials):
+    for i, ((assignment, _), experiment) in enumerate(zip(trials, built, strict=True)):
         run = RunDir(root / f"trial-{i:03d}")
         reporter = reporter_for(f"trial {i + 1}/{len(trials)}") if reporter_for else None
         if run.config.exists():
             summary = resume_experiment(run.path, stop=stop, reporter=reporter)
         else:
-            summary = run_experiment(cfg, run.path, source=str(path), stop=stop, reporter=reporter)
+            summary = run_experiment(experiment, run.path, stop=stop, reporter=reporter)
         rows.append(
             {
                 "trial": i,
@@ -96,7 +96,7 @@ def run_sweep(
         if summary["status"] != "completed":
             status = "interrupted"
             break
-    _, task = build(base, str(path))
+    task = built[0].task
     metric = base.sweep.metric or base.train.best_metric or task.default_metric
     maximize = task.metric_modes[metric] == "max"
     done = [r for r in rows if r["best"] is not None]
@@ -163,9 +163,14 @@ def run_population_sweep(
         raise ConfigError(source, [("optimizer.schedule", "plateau is not supported with --vmap")])
     seeds = [cfg.seed for _, cfg in trials]
     rates = [cfg.optimizer.learning_rate for _, cfg in trials]
-    unit = base.optimizer.model_copy(update={"learning_rate": 1.0})
-    data, task = build(base, source, optimizer=optax.chain(build_optimizer(unit), member_scale()))
-    population = fit_population(task, data, base.train, seeds, rates)
+
+    def unit_rate_chain(section):  # each member's rate comes in through member_scale
+        unit = section.model_copy(update={"learning_rate": 1.0})
+        return optax.chain(build_optimizer(unit), member_scale())
+
+    experiment = build(base, source, make_optimizer=unit_rate_chain)
+    task = experiment.task
+    population = fit_population(task, experiment.data, base.train, seeds, rates)
     metric = base.train.best_metric or task.default_metric
     maximize = task.metric_modes[metric] == "max"
     rows = [
@@ -186,8 +191,8 @@ def run_population_sweep(
         t0 = time.perf_counter()
         sequential = []
         for _, cfg in trials:
-            d, t = build(cfg, source)
-            sequential.append(fit(t, d, cfg.train, cfg.seed))
+            trial = build(cfg, source)
+            sequential.append(fit(trial.task, trial.data, cfg.train, cfg.seed))
         seq_wall = time.perf_counter() - t0
         seq_train = sum(r.timing["train_s"] for r in sequential)
         result["timing"]["sequential"] = {"wall_s": seq_wall, "train_s": seq_train}

@@ -1,0 +1,63 @@
+"""Data set registry: ``[data] name = ...`` -> (config section, builder)."""
+
+from typing import NamedTuple
+
+from dlcore.config.section import Section
+from dlcore.data.dataset import Dataset, apply_preprocessing
+from dlcore.data.digits import DigitsConfig, make_digits
+from dlcore.data.sequences import (
+    AddingConfig,
+    DyckDepthConfig,
+    NumberWordsConfig,
+    ParityConfig,
+    make_adding,
+    make_dyck_depth,
+    make_number_words,
+    make_parity,
+)
+from dlcore.data.stdlib_text import StdlibCharsConfig, make_stdlib_chars
+from dlcore.data.synthetic import (
+    BlobsConfig,
+    LineConfig,
+    RandomConfig,
+    SpiralsConfig,
+    XorConfig,
+    make_blobs,
+    make_line,
+    make_random,
+    make_spirals,
+    make_xor,
+)
+
+
+class DatasetEntry(NamedTuple):
+    config: type[Section]
+    build: object  # (config) -> Dataset
+    summary: str
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "xor": DatasetEntry(XorConfig, make_xor, "noisy 2-D XOR, 2 classes"),
+    "spirals": DatasetEntry(SpiralsConfig, make_spirals, "K interleaved 2-D spirals"),
+    "blobs": DatasetEntry(BlobsConfig, make_blobs, "2 classes, separable with a set margin"),
+    "digits": DatasetEntry(DigitsConfig, make_digits, "scikit-learn 8x8 digits, 10 classes"),
+    "random": DatasetEntry(RandomConfig, make_random, "random features, random labels"),
+    "line": DatasetEntry(LineConfig, make_line, "regression on y = slope x + intercept"),
+    "parity": DatasetEntry(ParityConfig, make_parity, "bit strings -> parity (many-to-one)"),
+    "dyck_depth": DatasetEntry(
+        DyckDepthConfig, make_dyck_depth, "brackets -> depth per step (many-to-many)"
+    ),
+    "number_words": DatasetEntry(
+        NumberWordsConfig, make_number_words, "a number -> its English spelling (one-to-many)"
+    ),
+    "adding": DatasetEntry(AddingConfig, make_adding, "the adding problem (regression)"),
+    "stdlib_chars": DatasetEntry(
+        StdlibCharsConfig, make_stdlib_chars, "characters of the Python stdlib's source"
+    ),
+}
+
+
+def load_dataset(cfg: Section) -> Dataset:
+    """Builds the data set of a validated ``[data]`` section, then applies its
+    ``preprocess`` (fitted on the training split only)."""
+    return apply_preprocessing(DATASETS[cfg.name].build(cfg), cfg.preprocess)

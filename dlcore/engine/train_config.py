@@ -1,0 +1,46 @@
+"""The ``[train]`` section: how the one generic loop runs."""
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from dlcore.config.section import Section
+
+TRAIN_MODES = ("step", "scan")
+
+
+class TrainConfig(Section):
+    """How the generic loop runs.
+
+    ``mode = "scan"`` compiles ``scan_steps`` consecutive steps as one ``lax.scan`` over
+    on-device shuffled batches (the training split must fit on the device); ``"step"``
+    runs one compiled step per batch. Both give the same results.
+    """
+
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    mode: Literal[TRAIN_MODES] = "scan"  # type: ignore[valid-type]
+    scan_steps: PositiveInt = Field(
+        64,
+        description="scan mode: steps per compiled call (an epoch is cut into equal chunks "
+        "of at most this many); a stop signal is noticed between chunks",
+    )
+    log_every: PositiveInt = Field(50, description="steps per logged training window")
+    eval_every: PositiveInt = Field(1, description="epochs between validation passes")
+    checkpoint_every: PositiveInt | None = Field(
+        None,
+        description="steps between checkpoints (scan mode: at the end of the chunk that "
+        "reaches the step); each validation pass, the end of training and a "
+        "SIGINT/SIGTERM stop also save one",
+    )
+    keep_checkpoints: PositiveInt = Field(3, description="latest checkpoints kept")
+    best_metric: str | None = Field(
+        None, description="validation metric that picks the best checkpoint (task default)"
+    )
+    eval_batch_size: PositiveInt = 1024
+    early_stopping_patience: PositiveInt | None = Field(
+        None, description="stop after this many validation passes without improvement"
+    )
+    restore_best: bool = Field(
+        True, description="after early stopping, continue with the best checkpoint's state"
+    )

@@ -1,0 +1,114 @@
+"""Building an experiment once: a validated config in, its data and task out, with every
+check that needs the data done before anything is written to disk.
+
+    config -> data (and its description) -> task (its models, losses, optax chains)
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import optax
+
+from dlcore.config.errors import ConfigError, FieldError
+from dlcore.config.experiment import ExperimentConfig
+from dlcore.config.section import Section
+from dlcore.data.dataset import Dataset
+from dlcore.data.needs import first_unmet, fitting
+from dlcore.data.registry import load_dataset
+from dlcore.engine.task import Task
+from dlcore.optim import build_optimizer, find_plateau
+from dlcore.tasks.context import BuildContext, check_sections
+from dlcore.tasks.registry import TASKS
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A built experiment: what ``dlcore run`` and ``dlcore sweep`` pass on.
+
+    Attributes:
+      cfg: the validated config.
+      source: the file its errors name.
+      data: the data set.
+      task: the task, with its models and chains.
+    """
+
+    cfg: ExperimentConfig
+    source: str
+    data: Dataset
+    task: Task
+
+
+def build(
+    cfg: ExperimentConfig,
+    source: str = "config",
+    make_optimizer: Callable[[Section], optax.GradientTransformation] | None = None,
+) -> Experiment:
+    """Data set and task for a config, after the checks that need the data.
+
+    Args:
+      cfg: a validated experiment config.
+      source: file name used in error messages.
+      make_optimizer: builds each optax chain from its section (population training
+        wraps :func:`dlcore.optim.build_optimizer` to give each member its learning rate).
+
+    Raises:
+      ConfigError: when fields are individually valid but do not fit the data or the task.
+    """
+    try:
+        data = load_dataset(cfg.data)
+        spec = data.spec()
+        if cfg.train.batch_size > len(data.train):
+            raise FieldError(
+                "train.batch_size",
+                f"{cfg.train.batch_size} is larger than the training split "
+                f"({len(data.train)} examples of {cfg.data.name})",
+            )
+        problem = first_unmet(cfg.task.needs(), spec)
+        if problem is not None:
+            others = fitting({n: e.config().needs for n, e in TASKS.items()}, spec)
+            raise FieldError(
+                "task.name", f"{cfg.task.name} {problem}; tasks that fit: {', '.join(others)}"
+            )
+        check_sections(cfg)
+        ctx = BuildContext(cfg, spec, make_optimizer or build_optimizer)
+        try:
+            task = cfg.task.build(ctx)
+        except FieldError:
+            raise
+        except ValueError as err:
+            raise FieldError("task", str(err)) from None
+        _check_metrics(cfg, task)
+        if cfg.optimizer.freeze:
+            try:  # shapes only: initializes the chains (which check patterns) without compute
+                jax.eval_shape(task.init, jax.random.PRNGKey(0), data.train.rows(slice(0, 1)))
+            except ValueError as err:
+                raise FieldError("optimizer.freeze", str(err)) from None
+    except FieldError as err:
+        raise ConfigError(source, [(err.field, err.message)]) from None
+    return Experiment(cfg, source, data, task)
+
+
+def _check_metrics(cfg: ExperimentConfig, task: Task) -> None:
+    """The metrics the config names (best checkpoint, plateau schedule) must exist."""
+    reported = ", ".join(sorted(task.metric_modes))
+    metric = cfg.train.best_metric
+    if metric is not None and metric not in task.metric_modes:
+        raise FieldError(
+            "train.best_metric", f"unknown metric {metric!r}; {cfg.task.name} reports: {reported}"
+        )
+    plateau = find_plateau(cfg.optimizer.schedule)
+    if plateau is None:
+        return
+    watched = plateau.metric or cfg.train.best_metric or task.default_metric
+    if watched not in task.metric_modes:
+        raise FieldError(
+            "optimizer.schedule.metric",
+            f"unknown metric {watched!r}; {cfg.task.name} reports: {reported}",
+        )
+    mode = task.metric_modes[watched]
+    if plateau.mode != mode:
+        raise FieldError(
+            "optimizer.schedule.mode",
+            f"{watched} is better {'larger' if mode == 'max' else 'smaller'}; set mode = {mode!r}",
+        )

@@ -1,0 +1,84 @@
+"""Opening a finished or stopped run: its config rebuilt, its data checked against the
+recorded fingerprint, and its state at the ``latest`` or ``best`` checkpoint.
+
+``dlcore resume``, ``dlcore eval`` and ``dlcore sample`` all come through
+:func:`restore_run`, so they agree on what a run directory holds.
+"""
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+
+from dlcore.config.loading import load_config
+from dlcore.engine.state import TrainState
+from dlcore.experiment.build import Experiment, build
+from dlcore.runs.checkpoint import CheckpointStore
+from dlcore.runs.run_dir import RunDir, RunDirError
+
+CHECKPOINTS = ("latest", "best")
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoredRun:
+    """A run directory opened for reading or continuing.
+
+    Attributes:
+      run: its files.
+      experiment: the experiment rebuilt from its ``config.toml``.
+      state: the state of the asked checkpoint (None when none was asked for).
+      meta: that checkpoint's metadata (data position, best so far...).
+    """
+
+    run: RunDir
+    experiment: Experiment
+    state: TrainState | None
+    meta: dict[str, Any]
+
+
+def template_state(experiment: Experiment) -> TrainState:
+    """A freshly initialised state: the structure, shapes and dtypes checkpoints load into."""
+    cfg, data = experiment.cfg, experiment.data
+    example = data.train.rows(slice(0, cfg.train.batch_size))
+    return experiment.task.init(jax.random.PRNGKey(cfg.seed), example)
+
+
+def load_checkpoint(
+    run: RunDir, experiment: Experiment, checkpoint: str = "latest"
+) -> tuple[TrainState, dict[str, Any]]:
+    """The state and metadata of a run's newest ``latest`` or ``best`` checkpoint.
+
+    Raises:
+      RunDirError: if that checkpoint directory holds no committed checkpoint.
+    """
+    path = {"latest": run.latest, "best": run.best}[checkpoint]
+    store = CheckpointStore(path, keep=experiment.cfg.train.keep_checkpoints)
+    try:
+        return store.restore(template_state(experiment))
+    except FileNotFoundError:
+        raise RunDirError(f"{run.path}: no committed {checkpoint} checkpoint") from None
+    finally:
+        store.close()
+
+
+def restore_run(run_dir: str | pathlib.Path, checkpoint: str | None = "latest") -> RestoredRun:
+    """Opens ``run_dir``: config, data fingerprint check, and state at ``checkpoint``.
+
+    Args:
+      run_dir: a directory made by ``dlcore run``.
+      checkpoint: ``"latest"``, ``"best"``, or None for config and data only.
+
+    Raises:
+      RunDirError: not a run directory, data that differ from the recorded ones, or no
+        such checkpoint.
+      ConfigError: if its config no longer validates or builds.
+    """
+    run = RunDir.existing(run_dir)
+    cfg = load_config(run.config)
+    experiment = build(cfg, str(run.config))
+    run.check_dataset(experiment.data.fingerprint())
+    if checkpoint is None:
+        return RestoredRun(run, experiment, None, {})
+    state, meta = load_checkpoint(run, experiment, checkpoint)
+    return RestoredRun(run, experiment, state, meta)
