@@ -10,7 +10,7 @@ from jax.test_util import check_grads
 import dlcore
 from dlcore.config.loading import validate
 from dlcore.engine.compiled import CompiledTask, eval_chunks
-from dlcore.engine.loop import evaluate, fit
+from dlcore.engine.loop import evaluate, fit, scan_chunk
 from dlcore.experiment import build
 
 SMALL = {
@@ -50,6 +50,69 @@ def test_epoch_scan_equals_per_step_mode(both_modes):
 def test_each_function_is_traced_once(both_modes):
     assert both_modes["step"].traces == {"train_step": 1, "eval_step": 1}
     assert both_modes["scan"].traces == {"train_scan": 1, "eval_step": 1}
+
+
+def test_scan_chunks_cut_an_epoch_into_equal_pieces():
+    # (steps per epoch, scan_steps) -> steps per compiled call
+    cases = {(100, 64): 50, (101, 64): 51, (7, 64): 7, (64, 64): 64, (65, 64): 33, (5, 1): 1}
+    assert {k: scan_chunk(*k) for k in cases} == cases
+
+
+def test_scan_in_chunks_equals_whole_epoch_scan_with_one_compile_per_length(both_modes):
+    # 5 steps per epoch in chunks of 2, 2 and 1: two scan lengths, so two compiles.
+    chunked = train(small(mode="scan", scan_steps=2))
+    assert chunked.traces == {"train_scan": 2, "eval_step": 1}
+    whole = both_modes["scan"]
+    for a, b in zip(jax.tree.leaves(chunked.state), jax.tree.leaves(whole.state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert chunked.final == whole.final
+
+
+class _StopAtFirstReport:
+    """A stop flag raised by the first progress report: the loop must then stop at the end
+    of the chunk it is in, however long the epoch."""
+
+    requested = False
+    signum = None
+
+    def start(self, total_steps, done_steps): ...
+    def log(self, record): ...
+    def close(self): ...
+
+    def advance(self, step):
+        self.requested = True
+
+
+@pytest.mark.parametrize("mode", ["scan", "step"])
+def test_a_stop_is_honoured_within_one_chunk_and_resumes_exactly(tmp_path, mode, both_modes):
+    from dlcore.runs.run_dir import RunDir
+
+    cfg = small(mode=mode, scan_steps=2, log_every=1)
+    built = build(cfg)
+    run = RunDir.create(tmp_path / "run")
+    flag = _StopAtFirstReport()
+    stopped = fit(built.task, built.data, cfg.train, cfg.seed, run=run, stop=flag, reporter=flag)
+    assert stopped.status == "interrupted"
+    assert int(stopped.state.step) == (2 if mode == "scan" else 1)
+    resumed = fit(built.task, built.data, cfg.train, cfg.seed, run=run, resume=True)
+    assert resumed.status == "completed"
+    reference = train(cfg)
+    for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(reference.state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.final == reference.final
+
+
+def test_scan_mode_saves_every_checkpoint_every_steps(tmp_path):
+    from dlcore.runs.run_dir import RunDir
+
+    cfg = small(mode="scan", scan_steps=2, checkpoint_every=4, keep_checkpoints=20, eval_every=3)
+    built = build(cfg)
+    run = RunDir.create(tmp_path / "run")
+    fit(built.task, built.data, cfg.train, cfg.seed, run=run)
+    steps = sorted(int(p.name) for p in run.latest.iterdir() if p.name.isdigit())
+    # chunks end at 2, 4, 5 | 7, 9, 10 | 12, 14, 15: a save at the end of the chunk that
+    # reaches each multiple of 4 (4, 9 for 8, 12) and at the validation pass (15, the end)
+    assert steps == [4, 9, 12, 15]
 
 
 def test_batch_norm_running_stats_live_in_the_state(both_modes):

@@ -153,3 +153,28 @@ def test_run_into_an_existing_run_dir_is_refused(setup):
         f"error: {root / 'ref'}: run directory already exists and is not empty; continue it "
         f"with `dlcore resume {root / 'ref'}` or pick another --run-dir"
     ]
+
+
+def test_scan_mode_sigterm_stops_at_the_next_chunk_and_resumes_bit_identically(setup):
+    # The same run in scan mode, 25 steps per compiled call: a SIGTERM is noticed at the
+    # end of the chunk it arrives in, the stop is checkpointed there, and resume is exact.
+    root, _, cache = setup
+    train = {**CONFIG["train"], "mode": "scan", "scan_steps": 25}
+    cfg_path = write_toml(root / "scan.toml", {**CONFIG, "name": "scan", "train": train})
+    ref = run_cli("run", str(cfg_path), "--run-dir", str(root / "scan-ref"), cache_dir=cache)
+    assert ref.returncode == 0, ref.stderr
+    run_dir, code, err = start_and_interrupt(
+        root,
+        cfg_path,
+        cache,
+        "scan-terminated",
+        signal.SIGTERM,
+        ready=lambda d: any(r["step"] >= 230 for r in logged_steps(d)),
+    )
+    assert code == 143, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["step"] % 25 == 0
+    assert summary["step"] in committed_steps(run_dir)
+    resumed = run_cli("resume", str(run_dir), "--quiet", cache_dir=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_identical_runs(run_dir, root / "scan-ref", cfg_path, processes=2)

@@ -28,7 +28,12 @@ def print_listing(experiments_dir: str | pathlib.Path = "experiments") -> None:
         except ConfigError as err:
             table.add_row(str(path), f"[red]invalid: {err.problems[0][1]}", "", "", "")
             continue
-        model = cfg.model.name if cfg.model else f"({cfg.task.name})"
+        if cfg.model is not None:
+            model = cfg.model.name
+        elif cfg.models:  # tasks with several: "generator=mlp, discriminator=mlp"
+            model = ", ".join(f"{role}={m.name}" for role, m in cfg.models.items())
+        else:
+            model = f"({cfg.task.name})"
         table.add_row(str(path), cfg.data.name, model, cfg.optimizer.name, str(cfg.train.epochs))
 
     console.print(table)

@@ -116,6 +116,8 @@ def _train(args, start) -> int:
         values = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         print(f"{split}: {values}")
 
+    if summary.get("report"):
+        print("report: " + ", ".join(f"{k} {v:.4g}" for k, v in summary["report"].items()))
     best = summary["best"]
     print(f"best val {best['metric']} {best['value']:.4f} at step {best['step']}")
     print(f"run directory: {summary['run_dir']}")

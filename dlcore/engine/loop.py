@@ -312,7 +312,9 @@ def fit(
         "mode": cfg.mode,
         "compile": compile_times,
     }
-    stopped = {"early_stopped_at": step, "restored_step": tracker.best["step"]}
+    stopped = None  # a stop before the first validation pass has no best step yet
+    if tracker.should_stop:
+        stopped = {"early_stopped_at": step, "restored_step": tracker.best["step"]}
     return FitResult(
         state,
         status,
@@ -320,5 +322,5 @@ def fit(
         tracker.best if members == 1 else [t.best for t in trackers],
         timing,
         dict(compiled.traces),
-        stopped if tracker.should_stop else None,
+        stopped,
     )

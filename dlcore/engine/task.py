@@ -11,11 +11,13 @@ Metric convention: ``train_step`` and ``eval_step`` return *sums* over the batch
 many batches and over padded eval batches exactly: mean = sum / count.
 """
 
+import pathlib
 from typing import ClassVar, Literal, Protocol
 
 import jax
 import numpy as np
 
+from dlcore.data.dataset import Dataset
 from dlcore.data.iterator import BatchOrder
 from dlcore.engine.state import TrainState
 
@@ -59,6 +61,12 @@ class Task(Protocol):
         """Metric sums on one batch without updating anything (dropout off, BN frozen)."""
         ...
 
+    def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
+        """After a completed run: writes the task's own figures (PNGs) into ``directory``
+        and returns figures that are not per-example means (e.g. a GAN's modes covered);
+        they go into ``summary.json`` under ``"report"``. Finite numbers only."""
+        ...
+
 
 class TaskDefaults:
     """Defaults of the optional parts of :class:`Task` for single-member tasks.
@@ -73,6 +81,10 @@ class TaskDefaults:
 
     def make_order(self, num_examples: int, batch_size: int, seed: int) -> BatchOrder:
         return BatchOrder(num_examples, batch_size, seed, order=self.batch_order)
+
+    def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
+        del state, data, directory
+        return {}
 
 
 def means(metric_sums: dict, totals: tuple[str, ...] = ()) -> dict:

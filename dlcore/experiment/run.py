@@ -95,7 +95,10 @@ def _train(experiment: Experiment, run, *, resume, stop, reporter, previous) -> 
         reporter=reporter,
         on_validation=validation_hook(cfg, experiment.task),
     )
-    return _finish(run, cfg, result, previous)
+    report = (previous or {}).get("report", {})
+    if result.status == "completed":  # the task's own figures and PNGs
+        report = experiment.task.report(result.state, experiment.data, run.path)
+    return _finish(run, cfg, result, previous, report)
 
 
 def evaluate_run(
@@ -110,7 +113,9 @@ def evaluate_run(
     return evaluate(CompiledTask(experiment.task), restored.state, chunks)
 
 
-def _finish(run: RunDir, cfg: ExperimentConfig, result: FitResult, previous) -> dict[str, Any]:
+def _finish(
+    run: RunDir, cfg: ExperimentConfig, result: FitResult, previous, report: dict
+) -> dict[str, Any]:
     processes = (previous or {}).get("processes", [])
     processes = [*processes, result.timing]
     summary = {
@@ -120,6 +125,7 @@ def _finish(run: RunDir, cfg: ExperimentConfig, result: FitResult, previous) -> 
         "step": int(result.state.step),
         "final": result.final,
         "best": result.best,
+        "report": report,
         "early_stopping": result.early_stopping,
         "timing": result.timing,
         "processes": processes,
