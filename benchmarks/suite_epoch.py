@@ -6,7 +6,8 @@ waits only at the end of the epoch; epoch mode keeps the epoch's batches on the 
 one jitted ``lax.scan`` over them. The dlcore pair runs the engine's own pieces exactly as
 ``dlcore.engine.loop.fit`` does: ``BatchOrder`` batches gathered on the host and the engine's
 compiled ``train_step`` with the state donated (``mode = "step"``), or its compiled
-``train_scan`` (one chunk = the whole epoch here) gathering the shuffled batches on the device (``mode = "scan"``).
+``train_scan`` (one chunk = the whole epoch here) gathering the shuffled batches on the
+device (``mode = "scan"``).
 In this suite one timed "step" is a whole epoch (``steps`` batches).
 """
 

@@ -113,6 +113,7 @@ def measure(
     repeats: int = 5,
     min_sample_s: float = 0.0,
     settle_s: float = 0.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Timing]:
     """Times every available candidate, interleaved round-robin.
 
@@ -125,6 +126,7 @@ def measure(
       settle_s: before each timed sample, untimed steps of the same candidate for at least
         this long (one step at least when positive), so the previous candidate's idle
         threads have stopped spinning (see the module docstring).
+      clock: seconds, monotonic (tests pass a counter so nothing depends on real time).
 
     Returns:
       Timing per candidate name.
@@ -134,26 +136,26 @@ def measure(
     for c in ready:
         last = 0.0
         for _ in range(warmup):
-            t0 = time.perf_counter()
+            t0 = clock()
             c.step()
-            last = time.perf_counter() - t0
+            last = clock() - t0
         inner[c.name] = max(1, min(1000, math.ceil(min_sample_s / last))) if last > 0 else 1
     samples: dict[str, list[float]] = {c.name: [] for c in ready}
     for _ in range(repeats):
         for c in ready:
-            _settle(c, settle_s)
-            t0 = time.perf_counter()
+            _settle(c, settle_s, clock)
+            t0 = clock()
             for _ in range(inner[c.name]):
                 c.step()
-            samples[c.name].append((time.perf_counter() - t0) / inner[c.name])
+            samples[c.name].append((clock() - t0) / inner[c.name])
     return {name: Timing(statistics.median(s), min(s), s) for name, s in samples.items() if s}
 
 
-def _settle(candidate: Candidate, seconds: float) -> None:
+def _settle(candidate: Candidate, seconds: float, clock: Callable[[], float]) -> None:
     """Runs ``candidate`` untimed until ``seconds`` have passed (nothing when 0)."""
     if seconds <= 0:
         return
-    end = time.perf_counter() + seconds
+    end = clock() + seconds
     candidate.step()
-    while time.perf_counter() < end:
+    while clock() < end:
         candidate.step()

@@ -118,22 +118,23 @@ def test_measure_interleaves_candidates_round_robin():
 
 
 def test_settle_runs_each_candidate_untimed_right_before_its_sample():
-    import time
-
+    # A counter stands in for the clock: every step of a candidate "takes" 4 ms, so the
+    # test checks the settling rule itself and cannot fail on a slow or loaded machine.
+    now = [0.0]
     log = []
 
     def step(name):
         log.append(name)
-        time.sleep(0.004)
+        now[0] += 0.004
 
     cands = [timing.Candidate("a", lambda: step("a")), timing.Candidate("b", lambda: step("b"))]
-    samples = timing.measure(cands, warmup=0, repeats=2, settle_s=0.02)
+    samples = timing.measure(cands, warmup=0, repeats=2, settle_s=0.02, clock=lambda: now[0])
     assert all(len(t.samples_s) == 2 for t in samples.values())
-    # Each timed sample is preceded by a settle run of the same candidate lasting >= 20 ms
-    # (>= 4 steps of 4 ms, plus the timed one), so no sample follows the other candidate.
+    # Each timed sample is preceded by a settle run of the same candidate lasting 20 ms:
+    # 5 untimed steps of 4 ms, then the timed one, and no sample follows the other candidate.
     runs = [(name, len(list(group))) for name, group in itertools.groupby(log)]
-    assert [name for name, _ in runs] == ["a", "b", "a", "b"]
-    assert all(count >= 5 for _, count in runs)
+    assert runs == [("a", 6), ("b", 6), ("a", 6), ("b", 6)]
+    assert all(t.samples_s == pytest.approx([0.004, 0.004]) for t in samples.values())
 
 
 def test_lower_and_compile_reports_both_phases_and_temp_memory():

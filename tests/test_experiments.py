@@ -21,7 +21,7 @@ def test_the_issue_experiments_ship():
 def test_experiment_validates_and_builds(path: pathlib.Path):
     cfg = load_config(path)
     built = build(cfg, str(path))
-    data, task = built.data, built.task
+    data = built.data
     assert cfg.name == path.stem
     assert len(data.train) >= cfg.train.batch_size
 

@@ -5,6 +5,7 @@ from typing import NamedTuple
 from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset, apply_preprocessing
 from dlcore.data.digits import DigitsConfig, make_digits
+from dlcore.data.ring import RingConfig, make_ring
 from dlcore.data.sequences import (
     AddingConfig,
     DyckDepthConfig,
@@ -51,6 +52,7 @@ DATASETS: dict[str, DatasetEntry] = {
         NumberWordsConfig, make_number_words, "a number -> its English spelling (one-to-many)"
     ),
     "adding": DatasetEntry(AddingConfig, make_adding, "the adding problem (regression)"),
+    "ring": DatasetEntry(RingConfig, make_ring, "K Gaussians on a 2-D ring, unlabelled (GANs)"),
     "stdlib_chars": DatasetEntry(
         StdlibCharsConfig, make_stdlib_chars, "characters of the Python stdlib's source"
     ),

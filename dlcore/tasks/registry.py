@@ -7,8 +7,10 @@ build the task (``build``). This file only lists them.
 
 from typing import NamedTuple
 
+from dlcore.tasks.autoencoder import AutoencoderConfig
 from dlcore.tasks.context import TaskSection
 from dlcore.tasks.embedding import EmbeddingConfig
+from dlcore.tasks.gan import GANConfig
 from dlcore.tasks.multitask import MultitaskConfig
 from dlcore.tasks.perceptron import PerceptronConfig
 from dlcore.tasks.sequence import TaggingConfig
@@ -36,6 +38,8 @@ TASKS: dict[str, TaskEntry] = {
     "multitask": TaskEntry(MultitaskConfig, "several classification targets, one head each"),
     "embedding": TaskEntry(EmbeddingConfig, "metric learning, contrastive or triplet loss"),
     "perceptron": TaskEntry(PerceptronConfig, "online perceptron; its rule is the update"),
+    "autoencoder": TaskEntry(AutoencoderConfig, "reconstruct x through a narrow code (no labels)"),
+    "gan": TaskEntry(GANConfig, "generator vs discriminator, non-saturating GAN loss"),
     "tagging": TaskEntry(TaggingConfig, "per-step classification (tagging, generation, LM)"),
     "truncated_bptt": TaskEntry(
         TruncatedBPTTConfig, "per-step classification over streams, state carried across chunks"
