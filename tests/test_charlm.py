@@ -147,4 +147,5 @@ def test_dlcore_sample_prints_text_after_the_prompt(tmp_path, capsys):
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("def ") and len(printed.stdout) == len("def ") + 60 + 1
     assert cli.main(["sample", str(run_dir), "--temperature", "-1"]) == 2
-    assert capsys.readouterr().err == "error: temperature must be >= 0 (0 = greedy); got -1.0\n"
+    expected = "error: temperature must be >= 0 and finite (0 = greedy); got -1.0\n"
+    assert capsys.readouterr().err == expected

@@ -128,8 +128,8 @@ def test_compiled_step_refuses_other_shapes_instead_of_recompiling():
     compiled = CompiledTask(task)
     batch = {"x": data.train.x[:16], "y": data.train.y[:16]}
     state = task.init(jax.random.PRNGKey(0), batch)
-    state, _ = compiled.train_step(state, batch)
-    state, _ = compiled.train_step(state, {"x": data.train.x[16:32], "y": data.train.y[16:32]})
+    state, _, _ = compiled.train_step(state, batch)
+    state, _, _ = compiled.train_step(state, {"x": data.train.x[16:32], "y": data.train.y[16:32]})
     with pytest.raises(ValueError, match="never recompiles"):
         compiled.train_step(state, {"x": data.train.x[:8], "y": data.train.y[:8]})
     assert compiled.traces["train_step"] == 1

@@ -7,11 +7,12 @@ Every section is a pydantic model that forbids unknown keys. Sections that name 
 a bad name in any of them is the same one-line config error.
 """
 
+import re
 from typing import Annotated, Union
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from dlcore.config.section import Section
+from dlcore.config.section import Section, Seed
 from dlcore.config.sweep_space import SweepConfig
 from dlcore.data.registry import DATASETS
 from dlcore.engine.train_config import TrainConfig
@@ -42,11 +43,45 @@ OptimizerConfig = _union("optimizer")
 TaskConfig = _union("task")
 
 
+NAME_LIMIT = 100
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_run_name(name: str) -> str:
+    """Returns ``name`` if it is a safe run-directory name, else raises ValueError.
+
+    The name becomes one path component, ``runs/<name>-<time>``, so it may only hold ASCII
+    letters, digits, ``-``, ``_`` and ``.``, is not ``.`` or ``..`` and has at most 100
+    characters: ``"../../x"``, ``"a/b"`` or an absolute path cannot leave ``runs/``.
+
+    Example:
+      >>> check_run_name("digits_mlp-v2")
+      'digits_mlp-v2'
+    """
+    if len(name) > NAME_LIMIT:
+        raise ValueError(f"must have at most {NAME_LIMIT} characters; got {len(name)}")
+    if not _NAME_CHARS.fullmatch(name) or name in (".", ".."):
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise ValueError(
+            "must be one path component of letters, digits, '-', '_' and '.' (not '.' or "
+            f"'..'), e.g. {safe_name(name)!r}; got {shown!r}"
+        )
+    return name
+
+
+def safe_name(text: str) -> str:
+    """A safe run name close to ``text``: other characters become ``_``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:NAME_LIMIT].strip(".")
+    return name or "experiment"
+
+
 class ExperimentConfig(Section):
     """A whole experiment: one TOML file."""
 
-    name: str = Field("experiment", min_length=1)
-    seed: int = 0
+    name: Annotated[str, AfterValidator(check_run_name)] = Field(
+        "experiment", description="run directories are runs/<name>-<time>"
+    )
+    seed: Seed = Field(0, description="init, dropout and batch order")
     data: DataConfig  # type: ignore[valid-type]
     model: ModelConfig | None = None  # type: ignore[valid-type]
     models: dict[str, ModelConfig] = Field(  # type: ignore[valid-type]

@@ -4,6 +4,7 @@ Every problem becomes a :class:`ConfigError` whose lines read
 ``<file>: <dotted.field>: <what is wrong>``, so the CLI can print them and exit 2.
 """
 
+import codecs
 import difflib
 import pathlib
 import tomllib
@@ -15,8 +16,14 @@ import pydantic
 import tomli_w
 
 from dlcore.config.errors import ConfigError
-from dlcore.config.experiment import NAMED_SECTIONS, SECTIONS, ExperimentConfig
-from dlcore.config.section import Section
+from dlcore.config.experiment import (
+    NAMED_SECTIONS,
+    SECTIONS,
+    ExperimentConfig,
+    check_run_name,
+    safe_name,
+)
+from dlcore.config.section import BooleanGiven, Section
 
 __all__ = [
     "ConfigError",
@@ -35,10 +42,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text}", [("", "expected KEY=VALUE, e.g. train.epochs=5")])
+        raise ConfigError(
+            f"--set {printable(text)}", [("", "expected KEY=VALUE, e.g. train.epochs=5")]
+        )
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # not TOML, or TOML Python cannot hold
         value = raw.strip()  # lets `--set model.activation=tanh` work without quotes
     return key.split("."), value
 
@@ -58,7 +67,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict[str, str]:
     applied = {}
     for text in overrides:
         path, value = parse_override(text)
-        set_path(raw, path, value, f"--set {text}")
+        set_path(raw, path, value, f"--set {printable(text)}")
         applied[".".join(path)] = text
     return applied
 
@@ -75,15 +84,47 @@ def load_raw(path: str | pathlib.Path, overrides: list[str] = ()) -> tuple[dict,
     path = pathlib.Path(path)
     source = str(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(source, [("", "no such file")]) from None
     except IsADirectoryError:
         raise ConfigError(source, [("", "is a directory, expected a .toml file")]) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(source, [("", f"invalid TOML: {err}")]) from None
-    raw.setdefault("name", path.stem)
-    return raw, apply_overrides(raw, list(overrides))
+    except OSError as err:
+        raise ConfigError(source, [("", f"cannot read: {err.strerror or err}")]) from None
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0  # allowed
+    try:
+        text = data[start:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        at = start + err.start
+        raise ConfigError(
+            source, [("", f"not UTF-8 text (byte 0x{data[at]:02x} at offset {at})")]
+        ) from None
+    try:
+        raw = tomllib.loads(text)
+    except ValueError as err:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise ConfigError(source, [("", f"invalid TOML: {printable(str(err))}")]) from None
+    except RecursionError:
+        raise ConfigError(
+            source, [("", "invalid TOML: arrays or tables nested too deeply")]
+        ) from None
+    applied = apply_overrides(raw, list(overrides))
+    if "name" not in raw:
+        try:
+            raw["name"] = check_run_name(path.stem)
+        except ValueError:
+            problem = (
+                f"the file name {path.stem[:40]!r} is not a usable run name (only "
+                "letters, digits, '-', '_' and '.'; at most 100 characters); set "
+                f"name = {safe_name(path.stem)!r} in the file or with --set"
+            )
+            raise ConfigError(source, [("name", problem)]) from None
+    return raw, applied
+
+
+def printable(text: str) -> str:
+    """``text`` kept on one line: line breaks and other control characters escaped as
+    ``repr`` shows them (``"a\\nb"``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> ExperimentConfig:
@@ -112,14 +153,16 @@ def validate(raw: dict, source: str, applied: dict[str, str] | None = None) -> E
         return ExperimentConfig.model_validate(raw)
     except pydantic.ValidationError as err:
         problems = [_describe(e, raw) for e in err.errors()]
-    problems = [(f, m + _override_note(f, applied or {})) for f, m in problems]
-    raise ConfigError(source, problems)
+    problems = [
+        (printable(f), printable(m + _override_note(f, applied or {}))) for f, m in problems
+    ]
+    raise ConfigError(source, list(dict.fromkeys(problems)))  # a union can repeat one
 
 
 def _override_note(field: str, applied: dict[str, str]) -> str:
     for key, text in applied.items():
         if field == key or field.startswith((key + ".", key + "[")) or key.startswith(field + "."):
-            return f" (from --set {text})"
+            return f" (from --set {text if len(text) <= 80 else text[:77] + '...'})"
     return ""
 
 
@@ -147,10 +190,22 @@ def _describe(error: dict, raw: dict) -> tuple[str, str]:
         return f"{field}.name", f"unknown {what} {ctx.get('tag')!r}; valid: {valid}"
     if kind == "missing":
         return field, "missing required field"
+    if isinstance(error.get("input"), BooleanGiven):
+        number = "an integer" if kind.startswith("int") else "a number"
+        return field, f"expected {number}, not a boolean (got {error['input']!r})"
     message = error["msg"].removeprefix("Value error, ")
     if kind != "value_error" and "input" in error and not isinstance(error["input"], dict):
-        message += f" (got {error['input']!r})"
+        message += f" (got {_shown(error['input'])})"
     return field, message
+
+
+def _shown(value: Any) -> str:
+    """A short ``repr`` of a rejected value."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more than 4300 digits
+        return "an integer too long to print"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _strip_union_tags(loc: tuple, raw: dict) -> tuple[tuple, type[Section] | None]:

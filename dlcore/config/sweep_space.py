@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
-from dlcore.config.section import Section
+from dlcore.config.section import Section, Seed
 
 
 class Distribution(Section):
@@ -56,7 +56,7 @@ class SweepConfig(Section):
 
     method: Literal["grid", "random"] = "grid"
     trials: PositiveInt = Field(8, description="number of random-search trials")
-    seed: int = Field(0, description="seed of the random-search sampler")
+    seed: Seed = Field(0, description="seed of the random-search sampler")
     metric: str | None = Field(None, description="validation metric (default: the task's)")
     space: dict[str, Distribution] = Field(min_length=1)
 

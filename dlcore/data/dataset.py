@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dlcore.config.errors import FieldError
+
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
 
@@ -168,6 +170,32 @@ class Dataset:
         return {"name": self.name, "sizes": sizes, "sha256": digest.hexdigest()}
 
 
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Examples in (train, val, test) when the val and test fractions of ``n`` are rounded.
+
+    Raises:
+      FieldError: when a split would be empty (every split needs an example; an empty
+        validation split has no metrics to pick a best checkpoint by).
+
+    Example:
+      >>> split_sizes(400, 0.15, 0.15)
+      (280, 60, 60)
+    """
+    n_test = int(round(test_fraction * n))
+    n_val = int(round(val_fraction * n))
+    sizes = {"training": n - n_val - n_test, "validation": n_val, "test": n_test}
+    for split, field in (("validation", "val"), ("test", "test"), ("training", "val")):
+        if sizes[split] < 1:
+            fraction = val_fraction if field == "val" else test_fraction
+            raise FieldError(
+                f"data.{field}_fraction",
+                f"{fraction} of {n} examples (val_fraction {val_fraction}, test_fraction "
+                f"{test_fraction}) leaves the {split} split empty; every split needs at "
+                "least one example: change the fractions or generate more examples",
+            )
+    return sizes["training"], n_val, n_test
+
+
 def split_fractions(
     x: np.ndarray,
     y: np.ndarray,
@@ -175,10 +203,14 @@ def split_fractions(
     test_fraction: float,
     rng: np.random.Generator,
 ) -> tuple[Split, Split, Split]:
-    """Shuffles (x, y) with ``rng`` and cuts it into train/val/test by the given fractions."""
+    """Shuffles (x, y) with ``rng`` and cuts it into train/val/test by the given fractions.
+
+    Raises:
+      FieldError: naming ``data.val_fraction`` or ``data.test_fraction`` when a split
+        would be empty (see :func:`split_sizes`).
+    """
+    _, n_val, n_test = split_sizes(len(x), val_fraction, test_fraction)
     order = rng.permutation(len(x))
-    n_test = int(round(test_fraction * len(x)))
-    n_val = int(round(val_fraction * len(x)))
     test, val, train = np.split(order, [n_test, n_test + n_val])
     return Split(x[train], y[train]), Split(x[val], y[val]), Split(x[test], y[test])
 

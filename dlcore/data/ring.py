@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from dlcore.config.section import Section
-from dlcore.data.dataset import Dataset, Split
+from dlcore.config.section import Section, Seed
+from dlcore.data.dataset import Dataset, Split, split_sizes
 
 
 class RingConfig(Section):
@@ -28,17 +28,22 @@ class RingConfig(Section):
     modes: int = Field(8, ge=1, description="number of Gaussians on the circle")
     radius: PositiveFloat = Field(2.0, description="radius of the circle of centres")
     std: PositiveFloat = Field(0.02, description="std of each Gaussian, per coordinate")
-    seed: int = Field(0, description="seed of the generator (not of training)")
+    seed: Seed = Field(0, description="seed of the generator (not of training)")
     # Standardizing would move the centres away from info["modes"]; there is nothing to fit.
     preprocess: Literal["none"] = Field("none", description="no preprocessing (none)")
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("val_fraction + test_fraction must be < 1 to leave training data")
         return self
+
+    def host_bytes(self) -> int:
+        """About the host memory generating the data takes (checked before it is)."""
+        # mode ids, float64 centres and noise, float32 points; the centres' cos and sin
+        return self.n_samples * 64 + self.modes * 48
 
 
 def ring_centres(modes: int, radius: float) -> np.ndarray:
@@ -63,8 +68,7 @@ def make_ring(cfg: RingConfig) -> Dataset:
     mode_N = rng.integers(0, cfg.modes, cfg.n_samples)
     x_Nx2 = mu_Kx2[mode_N] + cfg.std * rng.standard_normal((cfg.n_samples, 2))
     x_Nx2 = x_Nx2.astype(np.float32)
-    n_test = int(round(cfg.test_fraction * cfg.n_samples))
-    n_val = int(round(cfg.val_fraction * cfg.n_samples))
+    _, n_val, n_test = split_sizes(cfg.n_samples, cfg.val_fraction, cfg.test_fraction)
     test, val, train = np.split(x_Nx2, [n_test, n_test + n_val])
     info = {"modes": mu_Kx2.tolist(), "mode_std": float(cfg.std), "radius": float(cfg.radius)}
     return Dataset("ring", Split(x=train), Split(x=val), Split(x=test), None, info=info)

@@ -21,6 +21,7 @@ from dlcore.data.dataset import Dataset, split_fractions
 from dlcore.data.synthetic import _Generated
 
 PAD = -1
+_ROW_OVERHEAD = 200  # host bytes of one small NumPy array besides its data
 
 
 class ParityConfig(_Generated):
@@ -38,6 +39,10 @@ class ParityConfig(_Generated):
             raise ValueError(f"min_len ({self.min_len}) must be <= max_len ({self.max_len})")
         return self
 
+    def host_bytes(self) -> int:
+        # one small NumPy array per string, then the padded int32 rows and their split
+        return self.n_samples * (_ROW_OVERHEAD + 16 * self.max_len)
+
 
 class DyckDepthConfig(_Generated):
     """Balanced bracket strings ('(' = 0, ')' = 1); tag = nesting depth after each bracket."""
@@ -48,12 +53,19 @@ class DyckDepthConfig(_Generated):
     max_len: int = Field(24, ge=2, description="longest string (even lengths 2..max_len)")
     max_depth: PositiveInt = Field(6, description="strings deeper than this are redrawn")
 
+    def host_bytes(self) -> int:
+        # strings and depths as small NumPy arrays, then padded int32 rows and their split
+        return self.n_samples * (2 * _ROW_OVERHEAD + 40 * self.max_len)
+
 
 class NumberWordsConfig(_Generated):
     """Numbers 0..999 (three one-hot digits at t = 0, zeros after) -> their English words."""
 
     name: Literal["number_words"] = "number_words"
     preprocess: Literal["none"] = Field("none", description="one-hot inputs are not rescaled")
+
+    def host_bytes(self) -> int:
+        return 1000 * 40 * 31 * 4 * 2  # 1000 numbers, <= 40 steps, 30 inputs + 1 target
 
 
 class AddingConfig(_Generated):
@@ -67,6 +79,9 @@ class AddingConfig(_Generated):
     preprocess: Literal["none"] = Field("none", description="the markers must stay 0/1")
     n_samples: PositiveInt = 20000
     length: int = Field(100, ge=2, description="sequence length T")
+
+    def host_bytes(self) -> int:
+        return self.n_samples * self.length * 32  # values, markers, stacked x, split
 
 
 def _pad_rows(rows: list[np.ndarray], width: int) -> np.ndarray:

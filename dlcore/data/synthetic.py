@@ -1,21 +1,34 @@
 """Generated data sets: xor, spirals and linearly separable blobs. Nothing is downloaded."""
 
+import math
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
-from dlcore.config.section import Section
+from dlcore.config.section import Section, Seed
 from dlcore.data.dataset import Dataset, split_fractions
+
+# Host bytes per generated value at the peak: a float64 draw, a temporary, the float32
+# copy and the split's copy.
+_BYTES_PER_VALUE = 32
+MAX_CLASSES = 2**31 - 1  # labels are int32
+# Blobs are drawn by rejection; below this acceptance rate the loop would never end.
+_MIN_ACCEPTANCE = 1e-5
 
 
 class _Generated(Section):
-    seed: int = Field(0, description="seed of the generator (not of training)")
+    """What every generated data set takes. Each also says, through ``host_bytes()``, about
+    how much host memory generating it takes, so that ``n_samples = 10**12`` is a config
+    error before anything is allocated (``dlcore.experiment.memory``)."""
+
+    seed: Seed = Field(0, description="seed of the generator (not of training)")
     preprocess: Literal["none", "standardize"] = Field(
         "none", description="input standardization fitted on the training split"
     )
-    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    # > 0: every split needs an example (split_sizes also checks the rounded counts)
+    val_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
@@ -31,14 +44,20 @@ class XorConfig(_Generated):
     n_samples: PositiveInt = 400
     noise: float = Field(0.2, ge=0.0, description="std of Gaussian noise around each corner")
 
+    def host_bytes(self) -> int:
+        return self.n_samples * 2 * _BYTES_PER_VALUE
+
 
 class SpiralsConfig(_Generated):
     """K interleaved spiral arms in 2-D, one class per arm."""
 
     name: Literal["spirals"] = "spirals"
-    classes: int = Field(3, ge=2)
+    classes: int = Field(3, ge=2, le=MAX_CLASSES)
     n_per_class: PositiveInt = 200
     noise: float = Field(0.2, ge=0.0, description="std of the angular noise")
+
+    def host_bytes(self) -> int:
+        return self.classes * self.n_per_class * 4 * _BYTES_PER_VALUE
 
 
 class BlobsConfig(_Generated):
@@ -52,6 +71,21 @@ class BlobsConfig(_Generated):
     n_samples: PositiveInt = 400
     dim: int = Field(2, ge=1)
     margin: float = Field(0.1, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _margin_leaves_points(self):
+        # z.w* of a uniform point in the d-ball has variance 1/(d + 2): nearly Gaussian
+        kept = math.erfc(self.margin * math.sqrt((self.dim + 2) / 2))
+        if kept < _MIN_ACCEPTANCE:
+            raise ValueError(
+                f"margin {self.margin} in {self.dim} dimensions rejects nearly every point "
+                f"(about {kept:.1e} of them are kept); lower margin or dim"
+            )
+        return self
+
+    def host_bytes(self) -> int:
+        # rejection sampling draws twice the points it needs per round
+        return self.n_samples * self.dim * 3 * _BYTES_PER_VALUE
 
 
 def make_xor(cfg: XorConfig) -> Dataset:
@@ -117,8 +151,11 @@ class RandomConfig(_Generated):
     name: Literal["random"] = "random"
     n_samples: PositiveInt = 400
     dim: PositiveInt = 784
-    classes: int = Field(2, ge=2)
+    classes: int = Field(2, ge=2, le=MAX_CLASSES)
     features: Literal["normal", "uniform"] = "normal"
+
+    def host_bytes(self) -> int:
+        return self.n_samples * (self.dim + 1) * _BYTES_PER_VALUE
 
 
 class LineConfig(_Generated):
@@ -129,6 +166,9 @@ class LineConfig(_Generated):
     slope: float = 0.1
     intercept: float = 0.3
     noise: float = Field(0.0, ge=0.0)
+
+    def host_bytes(self) -> int:
+        return self.n_samples * 2 * _BYTES_PER_VALUE
 
 
 def make_random(cfg: RandomConfig) -> Dataset:

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlcore.checks import check_choice
+from dlcore.engine.health import NONFINITE_POLICIES, guard_step
 from dlcore.engine.task import Batch, Metrics, Task
 
 
@@ -70,12 +72,20 @@ class ScanByLength:
 
 
 class CompiledTask:
-    """The loop's view of a task: train step, multi-step scan and evaluation."""
+    """The loop's view of a task: train step, multi-step scan and evaluation.
 
-    def __init__(self, task: Task):
+    ``train_step(state, batch) -> (state, metrics, health)`` and ``train_scan`` (health
+    stacked per step) carry the health report of :func:`dlcore.engine.health.guard_step`;
+    ``on_nonfinite`` is its policy (a population only reports: its members are judged by
+    their metrics, and one member must not stop or skip the others).
+    """
+
+    def __init__(self, task: Task, on_nonfinite: str = "halt"):
+        check_choice(on_nonfinite, NONFINITE_POLICIES, "on_nonfinite policy")
         self.task = task
         self.traces: collections.Counter = collections.Counter()
-        self.train_step = AheadOfTime(task.train_step, "train_step", self.traces, donate_argnums=0)
+        self._step = guard_step(task.train_step, on_nonfinite if task.members == 1 else "halt")
+        self.train_step = AheadOfTime(self._step, "train_step", self.traces, donate_argnums=0)
         self.train_scan = ScanByLength(self._scan, "train_scan", self.traces)
         self.eval_step = AheadOfTime(task.eval_step, "eval_step", self.traces)
 
@@ -88,7 +98,8 @@ class CompiledTask:
 
         def body(state, rows):
             batch = {k: jnp.take(v, rows, axis=0) for k, v in fields.items()}
-            return self.task.train_step(state, batch)
+            state, metrics, health = self._step(state, batch)
+            return state, (metrics, health)
 
         return jax.lax.scan(body, state, rows_CxB)
 

@@ -24,12 +24,13 @@ import numpy as np
 
 from dlcore.data.dataset import Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
+from dlcore.engine.health import HealthWatch
 from dlcore.engine.selection import BestTracker
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.engine.state import TrainState
 from dlcore.engine.task import Task, means
 from dlcore.engine.train_config import TrainConfig
-from dlcore.runs.checkpoint import CheckpointStore
+from dlcore.runs.checkpoint import CheckpointStore, restore_newest_intact
 from dlcore.runs.run_dir import RunDir
 
 
@@ -55,7 +56,7 @@ class FitResult:
 
     Attributes:
       state: the final (or interrupted) train state.
-      status: ``"completed"`` or ``"interrupted"``.
+      status: ``"completed"``, ``"interrupted"`` or ``"diverged"`` (non-finite values).
       final: per-split metric means of the final state (completed runs only); a
         population's values are lists, one per member.
       best: ``{"metric", "value", "step"}`` of the best validation pass, or None; a list of
@@ -63,6 +64,8 @@ class FitResult:
       timing: wall and compile seconds, steps per second of this process.
       traces: how many times each compiled function was traced.
       early_stopping: ``{"early_stopped_at", "restored_step"}`` when patience ran out.
+      health: ``{"on_nonfinite", "skipped_steps", "first_nonfinite", "halted",
+        "last_checkpoint"}``; ``halted`` is the one-line reason when status is "diverged".
     """
 
     state: TrainState
@@ -72,6 +75,7 @@ class FitResult:
     timing: dict[str, Any]
     traces: dict[str, int]
     early_stopping: dict[str, int] | None = None
+    health: dict[str, Any] | None = None
 
 
 def evaluate(compiled: CompiledTask, state: TrainState, chunks: list) -> dict[str, Any]:
@@ -152,7 +156,7 @@ def fit(
     spe = order.steps_per_epoch
     total = cfg.epochs * spe
     chunk_len = scan_chunk(spe, cfg.scan_steps)
-    compiled = CompiledTask(task)
+    compiled = CompiledTask(task, cfg.on_nonfinite)
     chunk = min(cfg.eval_batch_size, max(len(data.val), len(data.test)))
     val_chunks = eval_chunks(data.val.fields, chunk)
 
@@ -162,17 +166,28 @@ def fit(
     if run is not None:
         latest = CheckpointStore(run.latest, keep=cfg.keep_checkpoints)
         best_store = CheckpointStore(run.best, keep=1)
-        if resume:
-            state, meta = latest.restore(state)
+        if resume:  # the newest intact checkpoint; a `best` one holds no pending window
+            state, meta = restore_newest_intact(latest, state, fallbacks=[best_store])
+            meta.setdefault("pending", [])
             run.truncate_metrics(int(state.step))
     pending: list = list(meta["pending"])
     tracker.load_meta(meta)
+    # Populations only report: a member that diverges shows it in its metrics.
+    watch = HealthWatch(cfg.on_nonfinite, cfg.max_skips, members == 1, meta.get("skipped", 0))
+    halted: str | None = None
     best_state = None  # in-memory copy of the best state when there is no run directory
     step = _host_step(state)
     saved_step = step if resume else -1
     steps_run = 0
 
+    def healthy() -> bool:
+        nonlocal halted
+        halted = halted or watch.check()
+        return halted is None
+
     def log_window() -> None:
+        if not healthy():
+            return  # the window holds the non-finite step: it is never logged
         record = {
             "step": step,
             "epoch": round(step / spe, 4),
@@ -186,8 +201,8 @@ def fit(
 
     def save(state: TrainState) -> None:
         nonlocal saved_step
-        if latest is None or saved_step == step:
-            return
+        if latest is None or saved_step == step or not healthy():
+            return  # nothing non-finite is ever committed
         position = order.position(step)
         with save_clock:
             latest.save(
@@ -200,6 +215,7 @@ def fit(
                         {k: float(v) for k, v in m.items()} for m in jax.device_get(pending)
                     ],
                     **tracker.to_meta(),
+                    "skipped": watch.skipped,
                 },
             )
         saved_step = step
@@ -208,16 +224,17 @@ def fit(
     eval_clock, save_clock = _Stopwatch(), _Stopwatch()
     reporter.start(total, step)
     t_loop = time.perf_counter()
-    while step < total and not stop.requested and not tracker.should_stop:
+    while step < total and not stop.requested and not tracker.should_stop and halted is None:
         due = False  # a checkpoint_every save is due at the current step
         position = order.position(step)
         if cfg.mode == "scan":
             end = min((position.index // chunk_len + 1) * chunk_len, spe)
             rows = jnp.asarray(order.indices(position.epoch)[position.index : end], jnp.int32)
-            state, stacked = compiled.train_scan(state, fields_dev, rows)
-            stacked = jax.device_get(stacked)
+            state, (stacked, health) = compiled.train_scan(state, fields_dev, rows)
+            stacked, health = jax.device_get((stacked, health))
             for i in range(end - position.index):
                 pending.append({k: v[i] for k, v in stacked.items()})
+                watch.add(step + 1, {k: v[i] for k, v in health.items()}, pending[-1])
                 step += 1
                 if step % cfg.log_every == 0:
                     log_window()
@@ -227,8 +244,9 @@ def fit(
             due = bool(every) and step // every > (step - (end - position.index)) // every
         else:
             for _, batch in order.batches(data.train, position):
-                state, metrics = compiled.train_step(state, batch)
+                state, metrics, health = compiled.train_step(state, batch)
                 pending.append(metrics)
+                watch.add(step + 1, health, metrics)
                 step += 1
                 steps_run += 1
                 if step % cfg.log_every == 0:
@@ -237,9 +255,9 @@ def fit(
                 due = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
                 if due and step % spe:  # at an epoch's end it waits for the validation pass
                     save(state)
-                if stop.requested:
+                if stop.requested or halted is not None:
                     break
-        if step % spe == 0:
+        if step % spe == 0 and healthy():
             epoch = step // spe
             if epoch % cfg.eval_every == 0 or step == total:
                 jax.block_until_ready(state)  # finish training work outside the eval clock
@@ -267,7 +285,10 @@ def fit(
     jax.block_until_ready(state)
     t_trained = time.perf_counter()
 
-    status = "completed" if step == total or tracker.should_stop else "interrupted"
+    healthy()
+    status = "completed" if step >= total or tracker.should_stop else "interrupted"
+    if halted is not None:
+        status = "diverged"
     final: dict[str, dict[str, Any]] = {}
     if tracker.should_stop and cfg.restore_best:
         if best_store is not None:
@@ -323,4 +344,11 @@ def fit(
         timing,
         dict(compiled.traces),
         stopped,
+        {
+            "on_nonfinite": cfg.on_nonfinite,
+            "skipped_steps": watch.skipped,
+            "first_nonfinite": watch.first_bad,
+            "halted": halted,
+            "last_checkpoint": saved_step if saved_step >= 0 else None,
+        },
     )

@@ -1,6 +1,7 @@
 """Model selection on the validation metric: best-so-far tracking and early stopping."""
 
 import dataclasses
+import math
 from typing import Any
 
 
@@ -29,7 +30,11 @@ class BestTracker:
     stale: int = 0
 
     def observe(self, value: float, step: int) -> bool:
-        """Records one validation pass; returns True if it is the new best."""
+        """Records one validation pass; returns True if it is the new best (a non-finite
+        value never is: it counts as a pass without improvement)."""
+        if not math.isfinite(value):
+            self.stale += 1
+            return False
         if self.best is None or (
             value > self.best["value"] if self.maximize else value < self.best["value"]
         ):

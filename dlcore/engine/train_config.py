@@ -4,7 +4,8 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from dlcore.config.section import Section
+from dlcore.config.section import Section, one_of
+from dlcore.engine.health import NONFINITE_POLICIES
 
 TRAIN_MODES = ("step", "scan")
 
@@ -44,3 +45,10 @@ class TrainConfig(Section):
     restore_best: bool = Field(
         True, description="after early stopping, continue with the best checkpoint's state"
     )
+    on_nonfinite: one_of(NONFINITE_POLICIES, "on_nonfinite") = Field(
+        "halt",
+        description="a step with non-finite loss, gradients or parameters: 'halt' (exit 3 "
+        "at the next log point; nothing non-finite is saved) or 'skip' (keep the previous "
+        "state and halt after max_skips skipped steps)",
+    )
+    max_skips: PositiveInt = Field(10, description="skipped steps before a 'skip' run halts")

@@ -7,7 +7,6 @@ check that needs the data done before anything is written to disk.
 import dataclasses
 from collections.abc import Callable
 
-import jax
 import optax
 
 from dlcore.config.errors import ConfigError, FieldError
@@ -17,6 +16,7 @@ from dlcore.data.dataset import Dataset
 from dlcore.data.needs import first_unmet, fitting
 from dlcore.data.registry import load_dataset
 from dlcore.engine.task import Task
+from dlcore.experiment.memory import check_data, check_model
 from dlcore.optim import build_optimizer, find_plateau
 from dlcore.tasks.context import BuildContext, check_sections
 from dlcore.tasks.registry import TASKS
@@ -56,7 +56,7 @@ def build(
       ConfigError: when fields are individually valid but do not fit the data or the task.
     """
     try:
-        data = load_dataset(cfg.data)
+        data = _load_data(cfg.data)
         spec = data.spec()
         if cfg.train.batch_size > len(data.train):
             raise FieldError(
@@ -79,14 +79,36 @@ def build(
         except ValueError as err:
             raise FieldError("task", str(err)) from None
         _check_metrics(cfg, task)
-        if cfg.optimizer.freeze:
-            try:  # shapes only: initializes the chains (which check patterns) without compute
-                jax.eval_shape(task.init, jax.random.PRNGKey(0), data.train.rows(slice(0, 1)))
-            except ValueError as err:
-                raise FieldError("optimizer.freeze", str(err)) from None
+        try:  # shapes only: initializes the chains (which check freeze patterns) and sizes
+            # the state without allocating it
+            check_model(
+                "model" if cfg.model is not None else "models",
+                task,
+                data.train.rows(slice(0, cfg.train.batch_size)),
+            )
+        except FieldError:
+            raise
+        except ValueError as err:
+            if not cfg.optimizer.freeze:
+                raise
+            raise FieldError("optimizer.freeze", str(err)) from None
     except FieldError as err:
         raise ConfigError(source, [(err.field, err.message)]) from None
     return Experiment(cfg, source, data, task)
+
+
+def _load_data(data_cfg: Section) -> Dataset:
+    """The data set, after checking that it fits in memory; a generator's complaint about
+    its settings becomes a config error naming ``data``."""
+    check_data(data_cfg)
+    try:
+        return load_dataset(data_cfg)
+    except FieldError:  # e.g. a split fraction that leaves a split empty
+        raise
+    except ValueError as err:
+        raise FieldError("data", str(err)) from None
+    except MemoryError:
+        raise FieldError("data", "the data set does not fit in memory") from None
 
 
 def _check_metrics(cfg: ExperimentConfig, task: Task) -> None:

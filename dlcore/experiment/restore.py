@@ -14,7 +14,7 @@ import jax
 from dlcore.config.loading import load_config
 from dlcore.engine.state import TrainState
 from dlcore.experiment.build import Experiment, build
-from dlcore.runs.checkpoint import CheckpointStore
+from dlcore.runs.checkpoint import CheckpointStore, restore_newest_intact
 from dlcore.runs.run_dir import RunDir, RunDirError
 
 CHECKPOINTS = ("latest", "best")
@@ -47,19 +47,33 @@ def template_state(experiment: Experiment) -> TrainState:
 def load_checkpoint(
     run: RunDir, experiment: Experiment, checkpoint: str = "latest"
 ) -> tuple[TrainState, dict[str, Any]]:
-    """The state and metadata of a run's newest ``latest`` or ``best`` checkpoint.
+    """The state and metadata of a run's newest intact ``latest`` or ``best`` checkpoint.
+
+    The asked directory's newest step is tried first; if it is damaged (unreadable, or its
+    values differ from the committed digest) one warning line names it and the newest
+    intact step of either directory is used (see
+    :func:`dlcore.runs.checkpoint.restore_newest_intact`).
 
     Raises:
-      RunDirError: if that checkpoint directory holds no committed checkpoint.
+      RunDirError: if that checkpoint directory holds no committed checkpoint, none of
+        the run's checkpoints is intact, or the config no longer builds the state the
+        checkpoint holds (naming each differing parameter and both shapes).
     """
-    path = {"latest": run.latest, "best": run.best}[checkpoint]
-    store = CheckpointStore(path, keep=experiment.cfg.train.keep_checkpoints)
+    keep = experiment.cfg.train.keep_checkpoints
+    paths = {"latest": run.latest, "best": run.best}
+    primary = CheckpointStore(paths[checkpoint], keep=keep)
+    others = [
+        CheckpointStore(path, keep=keep)
+        for name, path in paths.items()
+        if name != checkpoint and path.is_dir()
+    ]
     try:
-        return store.restore(template_state(experiment))
+        return restore_newest_intact(primary, template_state(experiment), others)
     except FileNotFoundError:
         raise RunDirError(f"{run.path}: no committed {checkpoint} checkpoint") from None
     finally:
-        store.close()
+        for store in (primary, *others):
+            store.close()
 
 
 def restore_run(run_dir: str | pathlib.Path, checkpoint: str | None = "latest") -> RestoredRun:

@@ -2,6 +2,8 @@
 
 This is the library behind the CLI: ``dlcore run`` is :func:`run_experiment`,
 ``dlcore resume`` is :func:`resume_experiment`, ``dlcore eval`` is :func:`evaluate_run`.
+Running and resuming hold the run directory's writer lock (``dlcore.runs.lock``) from
+before the first write to after the last; evaluating only reads and takes none.
 """
 
 import pathlib
@@ -23,8 +25,10 @@ from dlcore.experiment.build import Experiment, build
 from dlcore.experiment.restore import restore_run
 from dlcore.optim import find_plateau, plateau_observe
 from dlcore.runs.checkpoint import CheckpointStore
+from dlcore.runs.errors import DivergedError
+from dlcore.runs.lock import RunLock
 from dlcore.runs.plots import plot_curves
-from dlcore.runs.run_dir import RunDir, RunDirError, default_run_path
+from dlcore.runs.run_dir import RunDir, RunDirError, config_changes, default_run_path, warn
 
 
 def validation_hook(cfg: ExperimentConfig, task: Task):
@@ -45,14 +49,23 @@ def run_experiment(
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Trains an experiment (built, or a config to build) in a new run directory and
-    returns its summary. Config errors surface before the run directory exists."""
+    returns its summary. Config errors surface before the run directory exists.
+
+    Raises:
+      RunDirError: the directory holds a run, is being written by another process, or
+        cannot be made or written (nothing is left behind then).
+    """
     if isinstance(experiment, ExperimentConfig):
         experiment = build(experiment, source)
     cfg = experiment.cfg
     run = RunDir.create(run_dir or default_run_path(cfg.name))
-    save_config(cfg, run.config)
-    run.write_dataset(experiment.data.fingerprint())
-    return _train(experiment, run, resume=False, stop=stop, reporter=reporter, previous=None)
+    with RunLock(run.path):
+        if run.config.exists():  # another process started a run here since `create` looked
+            raise RunDirError(f"{run.path}: run directory already holds a run; pick another")
+        save_config(cfg, run.config)
+        run.write_resolved(cfg.model_dump(mode="json"))
+        run.write_dataset(experiment.data.fingerprint())
+        return _train(experiment, run, resume=False, stop=stop, reporter=reporter, previous=None)
 
 
 def resume_experiment(
@@ -60,25 +73,78 @@ def resume_experiment(
 ) -> dict[str, Any]:
     """Continues a stopped run from its latest committed checkpoint.
 
-    The result is bit-identical (on CPU) to a run that was never interrupted.
+    The result is bit-identical (on CPU) to a run that was never interrupted. Edits made
+    to its ``config.toml`` since it last trained that keep the state's structure (learning
+    rate, epochs, ...) are applied and named in one warning line. A run whose checkpoint
+    is already at or past the configured end (``train.epochs`` lowered) trains nothing
+    and is finished: the returned summary then has ``nothing_to_train: {step, end}``.
 
     Raises:
-      RunDirError: if the run has no checkpoint to resume from.
+      RunDirError: if another process is writing the run, or it has no checkpoint to
+        resume from.
     """
     run = RunDir.existing(run_dir)
-    previous = run.read_summary()
-    if previous is not None and previous.get("status") == "completed":
-        return previous
-    restored = restore_run(run.path, checkpoint=None)
-    keep = restored.experiment.cfg.train.keep_checkpoints
-    if CheckpointStore(run.latest, keep=keep).latest_step() is None:
-        raise RunDirError(
-            f"{run.path}: no committed checkpoint yet; start it again with "
-            f"`dlcore run {run.config}`"
+    with RunLock(run.path):
+        previous = run.read_summary()
+        if previous is not None and previous.get("status") == "completed":
+            return previous
+        experiment = restore_run(run.path, checkpoint=None).experiment
+        cfg = experiment.cfg
+        store = CheckpointStore(run.latest, keep=cfg.train.keep_checkpoints)
+        step = store.latest_step()
+        store.close()
+        if step is None:
+            raise RunDirError(
+                f"{run.path}: no committed checkpoint yet; start it again with "
+                f"`dlcore run {run.config}`"
+            )
+        order = experiment.task.make_order(
+            len(experiment.data.train), cfg.train.batch_size, cfg.seed
         )
-    return _train(
-        restored.experiment, run, resume=True, stop=stop, reporter=reporter, previous=previous
-    )
+        end = cfg.train.epochs * order.steps_per_epoch
+        edits = _ConfigEdits(run, cfg.model_dump(mode="json"), reporter)
+        summary = _train(experiment, run, resume=True, stop=stop, reporter=edits, previous=previous)
+        if step >= end:
+            summary["nothing_to_train"] = {"step": step, "end": end}
+        return summary
+
+
+class _ConfigEdits:
+    """A reporter that, when ``fit`` starts reporting, names the config edits and records
+    the config as applied, then passes everything on to ``reporter``.
+
+    ``fit`` starts its reporter once the checkpoint has loaded into the state the edited
+    config builds; an edit that changes that structure fails the load first, with its
+    own error, so it is never announced as applied nor recorded.
+    """
+
+    def __init__(self, run: RunDir, resolved: dict[str, Any], reporter: Reporter | None):
+        self.run, self.resolved, self.reporter = run, resolved, reporter
+
+    def start(self, total_steps: int, done_steps: int) -> None:
+        recorded = self.run.read_resolved()
+        changes = config_changes(recorded, self.resolved) if recorded is not None else []
+        if changes:
+            warn(
+                f"{self.run.config}: edited since the run last trained; applying "
+                + "; ".join(changes)
+            )
+        if recorded != self.resolved:  # runs made before it was kept get one now
+            self.run.write_resolved(self.resolved)
+        if self.reporter is not None:
+            self.reporter.start(total_steps, done_steps)
+
+    def advance(self, step: int) -> None:
+        if self.reporter is not None:
+            self.reporter.advance(step)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.reporter is not None:
+            self.reporter.log(record)
+
+    def close(self) -> None:
+        if self.reporter is not None:
+            self.reporter.close()
 
 
 def _train(experiment: Experiment, run, *, resume, stop, reporter, previous) -> dict[str, Any]:
@@ -98,7 +164,21 @@ def _train(experiment: Experiment, run, *, resume, stop, reporter, previous) -> 
     report = (previous or {}).get("report", {})
     if result.status == "completed":  # the task's own figures and PNGs
         report = experiment.task.report(result.state, experiment.data, run.path)
-    return _finish(run, cfg, result, previous, report)
+    summary = _finish(run, cfg, result, previous, report)
+    if result.status == "diverged":
+        raise DivergedError(_diverged_line(run, result.health))
+    return summary
+
+
+def _diverged_line(run: RunDir, health: dict[str, Any]) -> str:
+    last = health["last_checkpoint"]
+    where = (
+        f"the last good checkpoint is step {last}; lower the learning rate in {run.config} "
+        f"and `dlcore resume {run.path}`"
+        if last is not None
+        else "no checkpoint was committed"
+    )
+    return f"{run.path}: {health['halted']}; nothing non-finite was saved, {where}"
 
 
 def evaluate_run(
@@ -127,6 +207,7 @@ def _finish(
         "best": result.best,
         "report": report,
         "early_stopping": result.early_stopping,
+        "health": result.health,
         "timing": result.timing,
         "processes": processes,
         "traces": result.traces,

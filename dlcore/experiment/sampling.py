@@ -10,11 +10,13 @@ character feeds the last sample back in with the carried state. Every random dra
 """
 
 import functools
+import math
 import pathlib
 
 import jax
 import jax.numpy as jnp
 
+from dlcore.config.section import SEED_LIMIT
 from dlcore.runs.run_dir import RunDirError
 
 
@@ -36,14 +38,28 @@ def sample_token(
     return jax.random.categorical(key, logits_BxV, axis=-1).astype(jnp.int32)
 
 
-def check_sampling_args(length: int, temperature: float, top_k: int | None, vocab: int) -> None:
-    """One-line errors for bad sampling settings (before anything is compiled)."""
+def check_sampling_args(
+    length: int, temperature: float, top_k: int | None, vocab: int | None = None, seed: int = 0
+) -> None:
+    """One-line errors for bad sampling settings (before anything is compiled).
+
+    Args:
+      length, temperature, top_k, seed: the settings (see the module docstring).
+      vocab: the vocabulary size that bounds ``top_k``, or None before it is known.
+
+    Raises:
+      ValueError: naming the setting, what it must be and what it got.
+    """
     if length < 1:
         raise ValueError(f"length must be a positive number of characters; got {length}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy); got {temperature}")
-    if top_k is not None and not 1 <= top_k <= vocab:
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be >= 0 and finite (0 = greedy); got {temperature}")
+    if top_k is not None and vocab is not None and not 1 <= top_k <= vocab:
         raise ValueError(f"top_k must be in [1, {vocab}] (the vocabulary size); got {top_k}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1; got {top_k}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"seed must be in [0, 2**32); got {seed}")
 
 
 @functools.partial(jax.jit, static_argnames=("model", "length", "temperature", "top_k"))
@@ -106,7 +122,7 @@ def sample_run(
     from dlcore.data.stdlib_text import decode, encode
     from dlcore.experiment.restore import restore_run
 
-    check_sampling_args(length, temperature, top_k=None, vocab=1)  # before the slow part
+    check_sampling_args(length, temperature, top_k, seed=seed)  # before the slow part
     restored = restore_run(run_dir, checkpoint)  # the vocabulary comes from the rebuilt data
     run, experiment = restored.run, restored.experiment
     vocab = experiment.data.info.get("vocab")
@@ -119,7 +135,7 @@ def sample_run(
         )
     if model.bidirectional:
         raise RunDirError(f"{run.path}: a bidirectional model cannot generate left to right")
-    check_sampling_args(length, temperature, top_k, len(vocab))
+    check_sampling_args(length, temperature, top_k, len(vocab), seed)
     prompt_ids = encode(prompt or "\n", vocab)  # an empty prompt starts at a line break
     ids = generate(
         model,

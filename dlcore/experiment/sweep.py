@@ -9,7 +9,6 @@ resumes an interrupted one, so a stopped sweep loses no work.
 """
 
 import copy
-import json
 import pathlib
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from dlcore.engine.population import fit_population, member_scale
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.experiment import build, resume_experiment, run_experiment
 from dlcore.optim import build_optimizer, find_plateau
-from dlcore.runs.run_dir import RunDir, default_run_path
+from dlcore.runs.run_dir import RunDir, default_run_path, make_dirs, strict_json, write_atomic
 
 
 def trial_configs(raw: dict, source: str) -> list[tuple[dict[str, Any], ExperimentConfig]]:
@@ -73,7 +72,7 @@ def run_sweep(
     built = [build(cfg, str(path)) for _, cfg in trials]
     base = trials[0][1]
     root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-sweep"))
-    root.mkdir(parents=True, exist_ok=True)
+    make_dirs(root, "sweep directory")  # an existing one is continued
     rows, status = [], "completed"
     for i, ((assignment, _), experiment) in enumerate(zip(trials, built, strict=True)):
         run = RunDir(root / f"trial-{i:03d}")
@@ -110,7 +109,7 @@ def run_sweep(
         "trials": ranked + [r for r in rows if r["best"] is None],
         "total_trials": len(trials),
     }
-    (root / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(root / "sweep.json", strict_json(result, indent=2) + "\n")
     return result
 
 
@@ -170,6 +169,9 @@ def run_population_sweep(
 
     experiment = build(base, source, make_optimizer=unit_rate_chain)
     task = experiment.task
+    # Made before training, so a directory that cannot be made costs no training.
+    root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-vmap"))
+    make_dirs(root, "sweep directory")
     population = fit_population(task, experiment.data, base.train, seeds, rates)
     metric = base.train.best_metric or task.default_metric
     maximize = task.metric_modes[metric] == "max"
@@ -200,8 +202,6 @@ def run_population_sweep(
         result["timing"]["speedup_train"] = seq_train / population.timing["train_s"]
         for row, r in zip(rows, sequential, strict=True):
             row["sequential_val"] = r.final["val"]
-    root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-vmap"))
-    root.mkdir(parents=True, exist_ok=True)
     result["sweep_dir"] = str(root)
-    (root / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(root / "sweep.json", strict_json(result, indent=2) + "\n")
     return result

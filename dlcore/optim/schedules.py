@@ -135,7 +135,7 @@ def _named_union(registry: dict[str, ScheduleEntry]) -> object:
         if isinstance(value, dict):
             if "name" not in value:
                 raise ValueError(f"missing schedule name; one of: {valid}")
-            if value["name"] not in registry:
+            if not isinstance(value["name"], str) or value["name"] not in registry:
                 raise ValueError(f"unknown schedule {value['name']!r}; valid: {valid}")
         return value
 

@@ -1,17 +1,163 @@
 """Checkpoints: the one module that talks to orbax-checkpoint.
 
 A checkpoint is a train-state pytree plus a small JSON ``meta`` dict (data position,
-pending metrics, best-so-far). Orbax writes each step to a temporary directory and renames
-it when complete, so a process killed mid-save leaves the previous checkpoint as the latest
-committed one. Arrays are stored with tensorstore; nothing is ever pickled.
+pending metrics, best-so-far) plus the content digest of both
+(:mod:`dlcore.runs.integrity`), all three items of one orbax save. Orbax writes each step
+to a temporary directory and renames it when complete, so a process killed mid-save
+leaves the previous checkpoint as the latest committed one, and a committed digest always
+describes the values committed with it. Arrays are stored with tensorstore; nothing is
+ever pickled.
+
+A restore proves what it returns: the stored shapes must match the state asked for (else
+:class:`~dlcore.runs.errors.RunDirError` names each differing path), and the digest of the
+values read must equal the committed one (else :class:`DamagedCheckpointError`).
+:func:`restore_newest_intact` falls back from a damaged checkpoint to the newest intact
+one. A save that fails for an I/O reason raises :class:`~dlcore.runs.errors.RunIOError`
+at that save or, when it failed in orbax's background thread, at the next save or wait.
+Orbax and absl log lines go to ``orbax.log`` beside the checkpoint directory.
 """
 
+import contextlib
+import gc
+import logging
+import os
 import pathlib
+import re
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.serialization
 import jax
 import orbax.checkpoint as ocp
+
+from dlcore.runs.errors import RunDirError, RunIOError
+from dlcore.runs.integrity import (
+    DIGEST_ALGORITHM,
+    content_digest,
+    structure,
+    structure_differences,
+)
+
+# orbax logs through absl and its own loggers, and runs its I/O in asyncio event loops.
+LOGGERS = ("absl", "orbax", "jax.experimental.array_serialization", "asyncio")
+_OS_ERROR_CODE = re.compile(r"os_error_code='(\d+)'")
+
+
+class DamagedCheckpointError(RunDirError):
+    """One committed checkpoint step cannot be used: its files are unreadable or its
+    values differ from the ones committed (a structure mismatch is not damage)."""
+
+    def __init__(self, directory: pathlib.Path, step: int, reason: str):
+        super().__init__(f"checkpoint step {step} in {directory} is damaged ({reason})")
+        self.directory, self.step, self.reason = directory, step, reason
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that never writes to the terminal, even when it cannot be written
+    (disk full): the record is dropped instead of printing a logging traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+_log: _QuietFileHandler | None = None  # where LOGGERS write, once a store was opened
+_previous_unraisablehook = sys.unraisablehook
+
+
+def _log_to(path: pathlib.Path) -> None:
+    """Sends the orbax/absl/asyncio loggers' records to ``path``, not the terminal.
+
+    The route outlives the store that set it: orbax's background threads and abandoned
+    coroutines report after a failed read or write has returned; those lines belong to
+    the run they came from. The store opened last decides the file.
+    """
+    global _log, _previous_unraisablehook
+    if _log is not None and _log.baseFilename == str(path):
+        return
+    try:
+        handler = _QuietFileHandler(path)  # the log exists from the first store on
+    except OSError:
+        handler = _QuietFileHandler(path, delay=True)  # read-only: records are dropped
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if _log is not None:
+            logger.removeHandler(_log)
+        logger.addHandler(handler)
+        logger.propagate = False  # root's stderr handler (orbax installs one) never sees them
+    if _log is not None:
+        _log.close()
+    _log = handler
+    if sys.unraisablehook is not _unraisable_to_log:
+        _previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, _unraisable_to_log
+
+
+def _unraisable_to_log(unraisable) -> None:
+    """``Exception ignored in <coroutine ...>`` from orbax's abandoned asyncio work goes to
+    the log; any other unraisable exception to the hook that was there before."""
+    code = getattr(unraisable.object, "cr_code", None)
+    files = [code.co_filename] if code is not None else []
+    tb = unraisable.exc_traceback
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    if any(part in f for f in files for part in ("orbax", "tensorstore", "asyncio")):
+        logging.getLogger("orbax").warning(
+            "%s %r: %r",
+            unraisable.err_msg or "Exception ignored in",
+            unraisable.object,
+            unraisable.exc_value,
+        )
+    else:
+        _previous_unraisablehook(unraisable)
+
+
+@contextlib.contextmanager
+def _leftovers_collected():
+    """A failed orbax read leaves asyncio coroutines behind, which warn 'coroutine ... was
+    never awaited' or raise when collected; this block collects them at its end, while
+    those warnings are off, so that they reach the log (see :func:`_unraisable_to_log`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        try:
+            yield
+        finally:
+            gc.collect()
+
+
+def _os_error_text(err: BaseException) -> str | None:
+    """``"[Errno 28] No space left on device"`` for an OS error anywhere in ``err``'s
+    chain (tensorstore reports one as ``os_error_code='28'`` in its message), else None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno is not None:
+            return f"[Errno {err.errno}] {err.strerror}"
+        code = _OS_ERROR_CODE.search(str(err))
+        if code:
+            return f"[Errno {code[1]}] {os.strerror(int(code[1]))}"
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _short_reason(err: BaseException, step_dir: pathlib.Path) -> str:
+    """``"unreadable: NOT_FOUND in state/d/8e4c..."``: the innermost error, with the file a
+    tensorstore error names (relative to the step) and its last detail."""
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
+    text = (str(err).strip().splitlines() or [""])[0].split(" [tensorstore_spec=")[0]
+    status = re.match(r"([A-Z_]+): (.*)", text)
+    if status is None:
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    else:
+        files = re.findall(r'local file "([^"]+)"', status[2])
+        detail = status[2][status[2].rfind('"') + 1 :].lstrip(": ") if files else status[2]
+        where = f" in {files[-1].replace(f'{step_dir}/', '')}" if files else ""
+        text = status[1] + where + (f": {detail}" if detail else "")
+    text = text.replace(";", ",")  # the warning separates steps with "; "
+    return "unreadable: " + (text if len(text) <= 200 else text[:197] + "...")
 
 
 class CheckpointStore:
@@ -24,55 +170,214 @@ class CheckpointStore:
     """
 
     def __init__(self, directory: pathlib.Path, keep: int):
-        self.directory = pathlib.Path(directory).absolute()
+        self.shown = pathlib.Path(directory)  # as given, for messages
+        self.directory = self.shown.absolute()
+        self._in_flight: int | None = None  # the step whose save may still be running
+        self.log_file = self.directory.parent / "orbax.log"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            text = _os_error_text(err) or str(err)
+            raise RunIOError(f"{self.shown}: could not create it: {text}") from None
+        _log_to(self.log_file)
         self._manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep,
+                create=True,
+                # A directory that cannot be made fails the save call itself, and leaves
+                # no background writer waiting (minutes) for a signal that never comes.
+                async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
+            ),
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler(),
+                "digest": ocp.JsonCheckpointHandler(),
+            },
         )
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Starts saving ``state`` at ``step`` (device-to-host copy now, disk write async).
 
         Saving a step that already exists (a replay after a crash) replaces it.
+
+        Raises:
+          RunIOError: if this save, or the previous one still running in the background,
+            failed to write (disk full, permissions, a file where a directory should be).
         """
-        if step in self._manager.all_steps():
+        self._settle()
+        target = flax.serialization.to_state_dict(state)
+        digest = {"algorithm": DIGEST_ALGORITHM, "content": content_digest(target, meta)}
+        try:
+            if step in self._manager.all_steps():
+                self._manager.delete(step)
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(target),
+                    meta=ocp.args.JsonSave(meta),
+                    digest=ocp.args.JsonSave(digest),
+                ),
+                force=True,
+            )
+        except Exception as err:
+            self._raise_io_error(step, err)
+        self._in_flight = step
+
+    def wait(self) -> None:
+        """Blocks until every started save is committed to disk.
+
+        Raises:
+          RunIOError: if a started save failed to write.
+        """
+        self._settle()
+
+    def _settle(self) -> None:
+        try:
             self._manager.wait_until_finished()
-            self._manager.delete(step)
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
-                meta=ocp.args.JsonSave(meta),
-            ),
-            force=True,
-        )
+        except Exception as err:
+            self._raise_io_error(self._in_flight, err)
+        self._in_flight = None
+
+    def _raise_io_error(self, step: int | None, err: Exception) -> None:
+        text = _os_error_text(err)
+        if text is None:
+            raise err  # not an I/O failure: a bug, with its traceback
+        # The run stops now; the coroutines orbax abandoned are collected at exit.
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        what = "save" if step is None else f"save step {step}"
+        raise RunIOError(f"{self.shown}: could not {what}: {text}") from None
 
     def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict]:
-        """Loads ``step`` (default: latest) into the structure and dtypes of ``template``.
+        """Loads ``step`` (default: latest) into the structure and dtypes of ``template``
+        and proves the values are the ones committed.
+
+        A checkpoint written before digests were recorded (no ``digest`` item in its
+        commit) is accepted when it restores without error: nothing can prove its bytes.
 
         Raises:
           FileNotFoundError: if the directory holds no committed checkpoint.
+          RunDirError: if the checkpoint's stored shapes differ from ``template``'s (one
+            line naming every differing path and both shapes).
+          DamagedCheckpointError: if it cannot be read or its digest differs.
         """
         step = self.latest_step() if step is None else step
         if step is None:
-            raise FileNotFoundError(f"no committed checkpoint in {self.directory}")
+            raise FileNotFoundError(f"no committed checkpoint in {self.shown}")
+        step_dir = self.directory / str(step)
+        if not step_dir.is_dir() or not any(step_dir.iterdir()):
+            raise DamagedCheckpointError(self.shown, step, "empty step directory")
         target = flax.serialization.to_state_dict(template)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
+        self._check_structure(step, abstract)
+        restored = self._read(step, abstract)
+        if "digest" in restored:
+            stored = restored["digest"]
+            actual = content_digest(restored["state"], restored["meta"])
+            if not isinstance(stored, Mapping) or stored.get("content") != actual:
+                raise DamagedCheckpointError(self.shown, step, "content digest differs")
         state = flax.serialization.from_state_dict(template, restored["state"])
         return state, dict(restored["meta"])
 
-    def wait(self) -> None:
-        """Blocks until every started save is committed to disk."""
-        self._manager.wait_until_finished()
+    def _check_structure(self, step: int, abstract: Any) -> None:
+        reason = None
+        with _leftovers_collected():
+            try:
+                stored = self._manager.item_metadata(step)["state"]
+                stored = structure(getattr(stored, "tree", stored))
+            except Exception as err:
+                reason = _short_reason(err, self.directory / str(step))
+        if reason is not None:
+            raise DamagedCheckpointError(self.shown, step, reason)
+        differences = structure_differences(stored, structure(abstract))
+        if differences:
+            raise RunDirError(
+                f"{self.shown}: the config no longer matches checkpoint step {step}: "
+                + "; ".join(differences)
+            )
+
+    def _read(self, step: int, abstract: Any) -> dict:
+        step_dir = self.directory / str(step)
+        reason, restored = None, None
+        with _leftovers_collected():
+            try:
+                handlers = self._manager.metadata(step).item_handlers or {}
+            except Exception:
+                handlers = {}  # unreadable commit metadata: the item directories decide
+            has_digest = (step_dir / "digest").is_dir()
+            if "digest" in handlers and not has_digest:
+                reason = "content digest missing"
+            else:
+                items = {
+                    "state": ocp.args.StandardRestore(abstract),
+                    "meta": ocp.args.JsonRestore(),
+                }
+                if has_digest:
+                    items["digest"] = ocp.args.JsonRestore()
+                try:
+                    restored = dict(self._manager.restore(step, args=ocp.args.Composite(**items)))
+                except Exception as err:
+                    reason = _short_reason(err, step_dir)
+        if reason is not None:
+            raise DamagedCheckpointError(self.shown, step, reason)
+        return restored
 
     def close(self) -> None:
-        self._manager.close()
+        """Waits for started saves (see :meth:`wait`) and releases the directory."""
+        try:
+            self._settle()
+        finally:
+            self._manager.close()
+
+
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
+def restore_newest_intact(
+    primary: CheckpointStore,
+    template: Any,
+    fallbacks: Sequence[CheckpointStore] = (),
+    warn=_warn,
+) -> tuple[Any, dict]:
+    """The newest checkpoint that proves intact: ``primary``'s newest step, else every
+    other step of ``primary`` and ``fallbacks``, newest first (``primary`` first on ties).
+
+    Each damaged step skipped is named, with its reason, in one ``warn`` line that also
+    names the step used, e.g. ``checkpoint step 400 in runs/x/checkpoints/latest is
+    damaged (content digest differs); using step 300``.
+
+    Raises:
+      FileNotFoundError: if ``primary`` holds no committed checkpoint.
+      RunDirError: if none is intact (one line naming each step and why), or the newest
+        readable one does not match ``template``'s structure (never skipped: an older
+        checkpoint would not match either).
+    """
+    newest = primary.latest_step()
+    if newest is None:
+        raise FileNotFoundError(f"no committed checkpoint in {primary.shown}")
+    stores = [primary, *fallbacks]
+    rest = sorted((-step, i) for i, store in enumerate(stores) for step in store.all_steps())
+    order = [(newest, primary)]
+    order += [(-s, stores[i]) for s, i in rest if (-s, i) != (newest, 0)]
+    damaged: list[DamagedCheckpointError] = []
+    for step, store in order:
+        try:
+            state, meta = store.restore(template, step)
+        except DamagedCheckpointError as err:
+            damaged.append(err)
+            continue
+        if damaged:
+            where = "" if store is primary else f" in {store.shown}"
+            warn("; ".join(str(d) for d in damaged) + f"; using step {step}{where}")
+        return state, meta
+    raise RunDirError(
+        f"{primary.shown}: no intact checkpoint: "
+        + "; ".join(f"step {d.step} in {d.directory} ({d.reason})" for d in damaged)
+    )

@@ -1,22 +1,162 @@
 """The run directory: everything one training run leaves behind.
 
-<run>/config.toml       the resolved config (every default explicit)
-<run>/dataset.json      the data set's fingerprint (sizes, SHA-256), checked on resume/eval/sample
-<run>/metrics.jsonl     one JSON object per logged training window or evaluation
+<run>/config.toml           the resolved config (every default explicit); edit it to change
+                            a stopped run (``dlcore resume`` applies and reports the edits)
+<run>/config.resolved.json  the config the run last trained with, as JSON: written when the
+                            run is made and again when a resume has applied edits, so the
+                            next resume can name what changed (old -> new)
+<run>/dataset.json          the data set's fingerprint (sizes, SHA-256), checked by resume,
+                            eval and sample
+<run>/metrics.jsonl         one JSON object per logged training window or evaluation
 <run>/checkpoints/latest, <run>/checkpoints/best   orbax checkpoints
-<run>/summary.json      status, final metrics, best validation, timings
-<run>/curves.png        loss and metric curves
+<run>/summary.json          status, final metrics, best validation, timings
+<run>/curves.png            loss and metric curves
+<run>/.lock                 present while a process writes the run (``dlcore.runs.lock``)
+
+Every JSON file here is strict JSON (:func:`strict_json`): a non-finite float is written as
+``null``, never as the ``NaN``/``Infinity`` that other parsers reject. Files that are
+rewritten (summary, dataset, resolved config, truncated metrics) are replaced atomically.
 """
 
 import datetime
 import json
+import math
 import os
 import pathlib
+import stat
+import sys
+import tempfile
 from typing import Any
 
+from dlcore.runs.errors import RunDirError
+from dlcore.runs.lock import LOCK_NAME, lock_holder
 
-class RunDirError(ValueError):
-    """A run directory that cannot be used as asked (exists, missing, incomplete)."""
+__all__ = [
+    "RunDir",
+    "RunDirError",
+    "config_changes",
+    "default_run_path",
+    "find_runs",
+    "make_dirs",
+    "remove_dirs",
+    "strict_json",
+    "warn",
+    "write_atomic",
+]
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """``json.dumps`` that writes NaN and +-inf as ``null`` (strict JSON, RFC 8259).
+
+    Example:
+      >>> strict_json({"loss": float("nan"), "acc": [1.0, float("inf")]})
+      '{"loss": null, "acc": [1.0, null]}'
+    """
+    return json.dumps(_finite(value), indent=indent, allow_nan=False)
+
+
+def write_atomic(path: pathlib.Path, text: str) -> None:
+    """Replaces ``path`` with ``text`` so that readers (and a crash) see the old file or
+    the new one, never a mix: written to a temporary file beside it, synced, renamed."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (a run that goes on despite something odd)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _stat(path: pathlib.Path, what: str) -> os.stat_result | None:
+    """``os.stat`` of an existing path, None for a missing one; other OS errors (a name too
+    long, a component that is a file) become a one-line RunDirError."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise RunDirError(f"{path}: cannot create the {what}: {_reason(err, path)}") from None
+
+
+def _reason(err: OSError, path: pathlib.Path) -> str:
+    name = err.filename
+    if name is not None and pathlib.Path(name) != path:
+        return f"{err.strerror} ({name})"
+    return str(err.strerror or err)
+
+
+def make_dirs(path: str | pathlib.Path, what: str = "run directory") -> list[pathlib.Path]:
+    """Makes ``path`` and its missing parents; returns the directories it made.
+
+    Raises:
+      RunDirError: one line naming the path and the OS reason (a path component is a
+        file, a name too long, a read-only or immutable parent...); whatever it made
+        before failing is removed again.
+    """
+    path = pathlib.Path(path)
+    missing = []
+    probe = path
+    while (st := _stat(probe, what)) is None and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    if st is not None and probe == path and not stat.S_ISDIR(st.st_mode):
+        raise RunDirError(f"{path}: cannot create the {what}: a file of that name exists")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        remove_dirs(missing)
+        raise RunDirError(f"{path}: cannot create the {what}: {_reason(err, path)}") from None
+    return missing
+
+
+def remove_dirs(made: list[pathlib.Path]) -> None:
+    """Removes directories :func:`make_dirs` made (deepest first), if still empty."""
+    for directory in made:
+        try:
+            directory.rmdir()
+        except OSError:
+            pass  # another process put something there since: it is theirs now
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``dotted.field: old -> new`` for every field that differs between two config dumps.
+
+    Example:
+      >>> config_changes({"optimizer": {"learning_rate": 0.01}},
+      ...                {"optimizer": {"learning_rate": 0.001}})
+      ['optimizer.learning_rate: 0.01 -> 0.001']
+    """
+
+    def flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flat(old), flat(new)
+    shown = lambda key, tree: json.dumps(tree[key]) if key in tree else "(unset)"  # noqa: E731
+    return [
+        f"{key}: {shown(key, a)} -> {shown(key, b)}"
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key, ...) != b.get(key, ...)
+    ]
 
 
 class RunDir:
@@ -26,6 +166,7 @@ class RunDir:
         self.path = pathlib.Path(path)
 
     config = property(lambda self: self.path / "config.toml")
+    resolved = property(lambda self: self.path / "config.resolved.json")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     summary = property(lambda self: self.path / "summary.json")
     dataset = property(lambda self: self.path / "dataset.json")
@@ -35,14 +176,34 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | pathlib.Path) -> "RunDir":
-        """Makes a fresh run directory; refuses one that already holds a run."""
+        """Makes a fresh run directory (an existing empty one is fine) that can be written.
+
+        Raises:
+          RunDirError: one line naming the path and why: it holds a run (or another
+            process is writing it), it is a file, or it cannot be made or written (the
+            OS reason). Nothing is left behind.
+        """
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()):
+        st = _stat(run.path, "run directory")
+        is_dir = st is not None and stat.S_ISDIR(st.st_mode)
+        if is_dir and any(p.name != LOCK_NAME for p in run.path.iterdir()):
+            holder = lock_holder(run.path)
+            if holder is not None:
+                raise RunDirError(
+                    f"{run.path}: another dlcore process ({holder}) is writing this run directory"
+                )
             raise RunDirError(
                 f"{run.path}: run directory already exists and is not empty; "
                 f"continue it with `dlcore resume {run.path}` or pick another --run-dir"
             )
-        run.path.mkdir(parents=True, exist_ok=True)
+        made = make_dirs(run.path)
+        try:  # a directory that exists is not yet one that can be written (chattr +i, ro)
+            tempfile.TemporaryFile(dir=run.path).close()
+        except OSError as err:
+            remove_dirs(made)
+            raise RunDirError(
+                f"{run.path}: cannot write the run directory: {err.strerror}"
+            ) from None
         return run
 
     @classmethod
@@ -58,32 +219,55 @@ class RunDir:
         if not records:
             return
         with self.metrics.open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
+            f.writelines(strict_json(r) + "\n" for r in records)
             f.flush()
             os.fsync(f.fileno())
 
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """All complete records (a line cut short by a kill is ignored)."""
-        if not self.metrics.exists():
-            return []
-        records = []
-        for line in self.metrics.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return records
+    def scan_metrics(self) -> tuple[list[dict[str, Any]], list[int]]:
+        """Every readable record, and the numbers (from 1) of the lines that are not.
 
-    def truncate_metrics(self, last_step: int) -> None:
-        """Keeps only records up to ``last_step``: those after it will be logged again."""
-        kept = [r for r in self.read_metrics() if r["step"] <= last_step]
-        tmp = self.metrics.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        tmp.replace(self.metrics)
+        A line is unreadable when it is not a JSON object with an integer ``step``: cut
+        short by a kill, or damaged. Records after it are still read.
+        """
+        if not self.metrics.exists():
+            return [], []
+        records, bad = [], []
+        for number, line in enumerate(self.metrics.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                records.append(record)
+            else:
+                bad.append(number)
+        return records, bad
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """All readable records, in file order (see :meth:`scan_metrics`)."""
+        return self.scan_metrics()[0]
+
+    def truncate_metrics(self, last_step: int) -> list[int]:
+        """Keeps only readable records up to ``last_step`` (those after it will be logged
+        again) and drops unreadable lines, naming them in one warning line.
+
+        Returns:
+          The numbers of the lines that could not be read.
+        """
+        records, bad = self.scan_metrics()
+        if bad:
+            s = "s" if len(bad) > 1 else ""
+            numbers = ", ".join(map(str, bad))
+            warn(f"{self.metrics}: skipped {len(bad)} unreadable line{s} (line{s} {numbers})")
+        kept = [r for r in records if r["step"] <= last_step]
+        write_atomic(self.metrics, "".join(strict_json(r) + "\n" for r in kept))
+        return bad
 
     def write_dataset(self, fingerprint: dict[str, Any]) -> None:
         """Records the data set the run trains on (see ``Dataset.fingerprint``)."""
-        self.dataset.write_text(json.dumps(fingerprint, indent=2) + "\n")
+        write_atomic(self.dataset, strict_json(fingerprint, indent=2) + "\n")
 
     def check_dataset(self, fingerprint: dict[str, Any]) -> None:
         """Raises if the rebuilt data differ from the recorded ones (older runs: no record)."""
@@ -98,10 +282,16 @@ class RunDir:
                 f"{fingerprint['sha256'][:12]}); use the Python and packages that made the run"
             )
 
+    def write_resolved(self, config: dict[str, Any]) -> None:
+        """Records the config (a ``model_dump(mode="json")``) the run now trains with."""
+        write_atomic(self.resolved, strict_json(config, indent=2) + "\n")
+
+    def read_resolved(self) -> dict[str, Any] | None:
+        """The config the run last trained with; None for runs made before it was kept."""
+        return json.loads(self.resolved.read_text()) if self.resolved.is_file() else None
+
     def write_summary(self, summary: dict[str, Any]) -> None:
-        tmp = self.summary.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(self.summary)
+        write_atomic(self.summary, strict_json(summary, indent=2) + "\n")
 
     def read_summary(self) -> dict[str, Any] | None:
         return json.loads(self.summary.read_text()) if self.summary.exists() else None

@@ -17,6 +17,7 @@ from dlcore.config.errors import FieldError
 from dlcore.config.section import Section
 from dlcore.data.dataset import DataSpec
 from dlcore.data.needs import Need, first_unmet, fitting
+from dlcore.engine.health import track_gradients
 from dlcore.engine.task import Task
 from dlcore.models.registry import MODELS
 from dlcore.optim import build_optimizer
@@ -85,7 +86,8 @@ class BuildContext:
     def optimizer(self, role: str = "model") -> optax.GradientTransformation:
         """The optax chain of ``role``: ``[optimizers.role]`` if given, else ``[optimizer]``."""
         section = self.cfg.optimizers.get(role, self.cfg.optimizer)
-        return self.make_optimizer(section)
+        # Records the gradient norm and finiteness the loop's health check reads.
+        return optax.chain(track_gradients(), self.make_optimizer(section))
 
 
 def check_sections(cfg: Any) -> None:

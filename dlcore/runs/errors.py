@@ -1,0 +1,26 @@
+"""The errors a run can end with, each mapped to one documented exit status by the CLI.
+
+0    done (also: resuming a run that had already finished)
+1    internal error: a bug in dlcore (the only case that prints a traceback)
+2    bad input: config, usage, run directory, data that differ, a lock held by another
+     writer, no intact checkpoint to continue from
+3    training halted: non-finite loss, gradients or parameters (nothing non-finite is
+     ever committed; the last good checkpoint is named)
+4    I/O error writing the run directory (disk full, permissions)
+130  stopped by SIGINT, 143 stopped by SIGTERM (a checkpoint was committed first)
+"""
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked (exists, missing, incomplete, locked)."""
+
+
+class DivergedError(RuntimeError):
+    """Training produced non-finite values and halted (exit status 3)."""
+
+
+class RunIOError(OSError):
+    """Writing the run directory failed (exit status 4); the message names the path."""
+
+
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_IO = 0, 1, 2, 3, 4
