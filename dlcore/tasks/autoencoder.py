@@ -32,6 +32,7 @@ from dlcore.data.needs import Need, first_unmet
 from dlcore.engine.state import TrainState, apply_gradients
 from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
 from dlcore.losses import LOSSES, TASK_LOSSES, mean_squared_error, reduce_loss
+from dlcore.tasks.base import apply_model
 from dlcore.tasks.context import BuildContext, TaskSection
 
 PerExample = Callable[[jax.Array, jax.Array], jax.Array]  # (reconstruction, x) -> [B]
@@ -106,15 +107,8 @@ class AutoencoderTask(TaskDefaults):
 
     def _apply(self, role: str, state: TrainState, params, h: jax.Array, train: bool):
         module = self.encoder if role == "encoder" else self.decoder
-        model_state = state.model_state.get(role, {})
-        variables = {"params": params[role], **model_state}
-        if not train:
-            return module.apply(variables, h, train=False), model_state
-        rngs = {"dropout": state.step_key(f"{role}/dropout")}
-        if not model_state:
-            return module.apply(variables, h, train=True, rngs=rngs), model_state
-        out, updated = module.apply(variables, h, train=True, rngs=rngs, mutable=list(model_state))
-        return out, dict(updated)
+        key = state.step_key(f"{role}/dropout") if train else None
+        return apply_model(module, params[role], state.model_state.get(role, {}), h, key)
 
     def reconstruct(
         self, state: TrainState, params, x: jax.Array, train: bool = False

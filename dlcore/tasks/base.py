@@ -22,3 +22,21 @@ def init_state(model, optimizer, rng: jax.Array, x: jax.Array) -> TrainState:
         opt_state=optimizer.init(params),
         rng=k_state,
     )
+
+
+def apply_model(module, params, model_state: dict, x, dropout_key: jax.Array | None):
+    """``module(x)`` as a task's step runs it: eval mode when ``dropout_key`` is None, else
+    training mode with dropout drawn from ``dropout_key`` and the non-trainable collections
+    in ``model_state`` (batch statistics) updated.
+
+    Returns:
+      ``(output, model_state)``, the latter updated in training mode when it is non-empty.
+    """
+    variables = {"params": params, **model_state}
+    if dropout_key is None:
+        return module.apply(variables, x, train=False), model_state
+    rngs = {"dropout": dropout_key}
+    if not model_state:
+        return module.apply(variables, x, train=True, rngs=rngs), model_state
+    out, updated = module.apply(variables, x, train=True, rngs=rngs, mutable=list(model_state))
+    return out, dict(updated)

@@ -34,6 +34,7 @@ from dlcore.data.dataset import Dataset
 from dlcore.data.needs import Need
 from dlcore.engine.state import TrainState, apply_gradients
 from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
+from dlcore.tasks.base import apply_model
 from dlcore.tasks.context import BuildContext, TaskSection
 
 ROLES = ("generator", "discriminator")
@@ -158,16 +159,10 @@ class GANTask(TaskDefaults):
         """Runs ``role`` in training mode (``key`` not None) or eval mode; returns its output
         and the model state with that role's batch statistics updated."""
         module = self.generator if role == "generator" else self.discriminator
-        variables = {"params": params, **model_state.get(role, {})}
-        if key is None:
-            return module.apply(variables, inputs, train=False), model_state
-        rngs = {"dropout": key}
-        if role not in model_state:
-            return module.apply(variables, inputs, train=True, rngs=rngs), model_state
-        out, updated = module.apply(
-            variables, inputs, train=True, rngs=rngs, mutable=list(model_state[role])
-        )
-        return out, {**model_state, role: dict(updated)}
+        out, updated = apply_model(module, params, model_state.get(role, {}), inputs, key)
+        if key is None or role not in model_state:
+            return out, model_state
+        return out, {**model_state, role: updated}
 
     def _generate(self, params, model_state, z_BxZ, key) -> tuple[jax.Array, dict]:
         flat_BxF, model_state = self._apply("generator", params, model_state, z_BxZ, key)

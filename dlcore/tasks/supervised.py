@@ -25,7 +25,7 @@ from dlcore.losses import (
     zero_one_loss,
 )
 from dlcore.regularizers import PenaltySection
-from dlcore.tasks.base import init_state
+from dlcore.tasks.base import apply_model, init_state
 from dlcore.tasks.context import BuildContext, TaskSection
 
 PerExample = Callable[[jax.Array, jax.Array], jax.Array]  # (pred, target) -> [B]
@@ -70,16 +70,8 @@ class SupervisedTask(TaskDefaults):
         return init_state(self.model, self.optimizer, rng, batch["x"])
 
     def _forward(self, state: TrainState, params, x: jax.Array, train: bool):
-        variables = {"params": params, **state.model_state}
-        if not train:
-            return self.model.apply(variables, x, train=False), state.model_state
-        rngs = {"dropout": state.step_key("dropout")}
-        if not state.model_state:
-            return self.model.apply(variables, x, train=True, rngs=rngs), state.model_state
-        pred, updated = self.model.apply(
-            variables, x, train=True, rngs=rngs, mutable=list(state.model_state)
-        )
-        return pred, dict(updated)
+        key = state.step_key("dropout") if train else None
+        return apply_model(self.model, params, state.model_state, x, key)
 
     def _metric_sums(self, pred, batch: Batch, per_example_loss: jax.Array) -> Metrics:
         mask = batch.get("mask", jnp.ones_like(per_example_loss))
