@@ -36,3 +36,46 @@ def run_cli(
 def write_toml(path: pathlib.Path, data: dict) -> pathlib.Path:
     path.write_text(tomli_w.dumps(data))
     return path
+
+
+def committed_steps(run_dir: pathlib.Path) -> list[int]:
+    """Steps committed in ``run_dir/checkpoints/latest`` (orbax renames a finished step's
+    temporary directory to the bare step number)."""
+    latest = run_dir / "checkpoints" / "latest"
+    return [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.exists() else []
+
+
+def start_and_interrupt(config, run_dir, cache, sig, ready, extra_args=()):
+    """Runs ``dlcore run config --run-dir run_dir --quiet *extra_args`` and sends it ``sig``
+    as soon as ``ready(run_dir)`` holds; returns (exit status, what it printed).
+
+    ``ready`` is checked after every line the run logs, read with blocking reads, so no
+    clock is involved: orbax commits a checkpoint by renaming its directory, and a log
+    line printed after the rename sees it. The timer only ends a hung run.
+    """
+    import threading
+
+    import pytest
+
+    proc = subprocess.Popen(
+        cli_command("run", str(config), "--run-dir", str(run_dir), "--quiet", *extra_args),
+        env=cli_env(cache),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    hang_guard = threading.Timer(600, proc.kill)
+    hang_guard.start()
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if ready(run_dir):
+                proc.send_signal(sig)
+                break
+        else:
+            pytest.fail(f"run ended before the signal: {''.join(lines)}")
+        _, err = proc.communicate(timeout=120)
+    finally:
+        hang_guard.cancel()
+    return proc.returncode, "".join(lines) + err

@@ -5,8 +5,6 @@ GAN run resumed bit-identically with real processes."""
 import copy
 import json
 import signal
-import subprocess
-import threading
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +21,7 @@ from dlcore.experiment import build, restore_run
 from dlcore.gradcheck import gradcheck
 from dlcore.runs.run_dir import RunDir
 from dlcore.tasks.gan import discriminator_loss, generator_loss, near_modes
-from tests.helpers import REPO, cli_command, cli_env, run_cli
+from tests.helpers import REPO, committed_steps, run_cli, start_and_interrupt
 
 MLP8 = {"name": "mlp", "widths": [8], "activation": "tanh"}
 RAW = {
@@ -303,43 +301,21 @@ def _sets():
     return [arg for kv in SHRINK for arg in ("--set", kv)]
 
 
-def committed_steps(run_dir):
-    latest = run_dir / "checkpoints" / "latest"
-    # orbax renames a finished step's temporary directory to the bare step number
-    return [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.exists() else []
-
-
 def test_sigkilled_gan_run_resumes_bit_identically(tmp_path):
     toml, cache = str(REPO / "experiments" / "ring_gan.toml"), tmp_path / "xla-cache"
     ref_dir, killed = tmp_path / "ref", tmp_path / "killed"
     ref = run_cli("run", toml, "--run-dir", str(ref_dir), "--quiet", *_sets(), cache_dir=cache)
     assert ref.returncode == 0, ref.stderr
 
-    proc = subprocess.Popen(
-        cli_command("run", toml, "--run-dir", str(killed), "--quiet", *_sets()),
-        env=cli_env(cache),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, printed = start_and_interrupt(
+        toml,
+        killed,
+        cache,
+        signal.SIGKILL,
+        ready=lambda d: any(s >= 100 for s in committed_steps(d)),
+        extra_args=_sets(),
     )
-    # No clock: the checkpoint directory is checked after every line the run logs (blocking
-    # reads); a step committed (renamed) before a line is printed is seen after it. The
-    # timer only ends a hung run.
-    hang_guard = threading.Timer(600, proc.kill)
-    hang_guard.start()
-    try:
-        lines = []
-        for line in proc.stderr:
-            lines.append(line)
-            if any(s >= 100 for s in committed_steps(killed)):
-                proc.send_signal(signal.SIGKILL)
-                break
-        else:
-            pytest.fail(f"run ended before the kill: {''.join(lines)}")
-        proc.communicate(timeout=60)
-    finally:
-        hang_guard.cancel()
-    assert proc.returncode == -signal.SIGKILL
+    assert code == -signal.SIGKILL, printed
     assert not (killed / "summary.json").exists()
     resumed = run_cli("resume", str(killed), "--quiet", cache_dir=cache)
     assert resumed.returncode == 0, resumed.stderr

@@ -3,8 +3,6 @@
 
 import json
 import signal
-import subprocess
-import threading
 
 import jax
 import numpy as np
@@ -14,7 +12,8 @@ from dlcore.config.loading import load_config
 from dlcore.experiment import build
 from dlcore.runs.checkpoint import CheckpointStore
 from dlcore.runs.run_dir import RunDir
-from tests.helpers import cli_command, cli_env, run_cli, write_toml
+from tests import helpers
+from tests.helpers import committed_steps, run_cli, write_toml
 
 # Step mode with dropout and batch norm, so the RNG stream, the BN running statistics and
 # Adam's moments must all come back exactly. 2100 steps leave time to interrupt.
@@ -45,45 +44,15 @@ def setup(tmp_path_factory):
     return root, cfg_path, cache
 
 
-def committed_steps(run_dir):
-    latest = run_dir / "checkpoints" / "latest"
-    return [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.exists() else []
-
-
 def logged_steps(run_dir):
     return RunDir(run_dir).read_metrics()
 
 
 def start_and_interrupt(root, cfg_path, cache, name, sig, ready):
-    """Starts a run and sends it ``sig`` as soon as ``ready(run_dir)`` holds.
-
-    ``ready`` is checked after every line the run logs, read with blocking reads, so no
-    clock is involved: orbax commits a checkpoint by renaming its directory, and a log
-    line printed after the rename sees it. The timer only ends a hung run.
-    """
+    """Starts a run in ``root / name`` and signals it once ``ready`` (tests.helpers)."""
     run_dir = root / name
-    proc = subprocess.Popen(
-        cli_command("run", str(cfg_path), "--run-dir", str(run_dir), "--quiet"),
-        env=cli_env(cache),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    hang_guard = threading.Timer(600, proc.kill)
-    hang_guard.start()
-    try:
-        lines = []
-        for line in proc.stderr:
-            lines.append(line)
-            if ready(run_dir):
-                proc.send_signal(sig)
-                break
-        else:
-            pytest.fail(f"run ended before the signal: {''.join(lines)}")
-        _, err = proc.communicate(timeout=120)
-    finally:
-        hang_guard.cancel()
-    return run_dir, proc.returncode, "".join(lines) + err
+    code, printed = helpers.start_and_interrupt(cfg_path, run_dir, cache, sig, ready)
+    return run_dir, code, printed
 
 
 def final_state(run_dir, cfg_path):

@@ -11,8 +11,10 @@ import hashlib
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from dlcore.config.errors import FieldError
+from dlcore.config.section import Section
 
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
@@ -235,3 +237,18 @@ def apply_preprocessing(data: Dataset, name: str) -> Dataset:
         test=transformed(data.test),
         info={**data.info, "preprocess": name},
     )
+
+
+class SplitFractions(Section):
+    """The config fields of a generated data set that cuts its own validation and test
+    splits; both > 0, since every split needs an example (``split_sizes`` also checks the
+    rounded counts)."""
+
+    val_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must be < 1 to leave training data")
+        return self

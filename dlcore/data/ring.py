@@ -14,13 +14,13 @@ without knowing this module.
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt
 
-from dlcore.config.section import Section, Seed
-from dlcore.data.dataset import Dataset, Split, split_sizes
+from dlcore.config.section import Seed
+from dlcore.data.dataset import Dataset, Split, SplitFractions, split_sizes
 
 
-class RingConfig(Section):
+class RingConfig(SplitFractions):
     """K Gaussians on a circle, unlabelled (splits hold ``x`` only, ``[N, 2]`` float32)."""
 
     name: Literal["ring"] = "ring"
@@ -33,12 +33,6 @@ class RingConfig(Section):
     preprocess: Literal["none"] = Field("none", description="no preprocessing (none)")
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.1, gt=0.0, lt=1.0)
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self):
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError("val_fraction + test_fraction must be < 1 to leave training data")
-        return self
 
     def host_bytes(self) -> int:
         """About the host memory generating the data takes (checked before it is)."""

@@ -6,8 +6,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
-from dlcore.config.section import Section, Seed
-from dlcore.data.dataset import Dataset, split_fractions
+from dlcore.config.section import Seed
+from dlcore.data.dataset import Dataset, SplitFractions, split_fractions
 
 # Host bytes per generated value at the peak: a float64 draw, a temporary, the float32
 # copy and the split's copy.
@@ -17,7 +17,7 @@ MAX_CLASSES = 2**31 - 1  # labels are int32
 _MIN_ACCEPTANCE = 1e-5
 
 
-class _Generated(Section):
+class _Generated(SplitFractions):
     """What every generated data set takes. Each also says, through ``host_bytes()``, about
     how much host memory generating it takes, so that ``n_samples = 10**12`` is a config
     error before anything is allocated (``dlcore.experiment.memory``)."""
@@ -26,15 +26,6 @@ class _Generated(Section):
     preprocess: Literal["none", "standardize"] = Field(
         "none", description="input standardization fitted on the training split"
     )
-    # > 0: every split needs an example (split_sizes also checks the rounded counts)
-    val_fraction: float = Field(0.15, gt=0.0, lt=1.0)
-    test_fraction: float = Field(0.15, gt=0.0, lt=1.0)
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self):
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError("val_fraction + test_fraction must be < 1 to leave training data")
-        return self
 
 
 class XorConfig(_Generated):
