@@ -25,10 +25,10 @@ from dlcore.experiment.build import Experiment, build
 from dlcore.experiment.restore import restore_run
 from dlcore.optim import find_plateau, plateau_observe
 from dlcore.runs.checkpoint import CheckpointStore
-from dlcore.runs.errors import DivergedError
+from dlcore.runs.errors import DivergedError, warn
 from dlcore.runs.lock import RunLock
 from dlcore.runs.plots import plot_curves
-from dlcore.runs.run_dir import RunDir, RunDirError, config_changes, default_run_path, warn
+from dlcore.runs.run_dir import RunDir, RunDirError, config_changes, default_run_path
 
 
 def validation_hook(cfg: ExperimentConfig, task: Task):

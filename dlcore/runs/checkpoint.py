@@ -32,7 +32,7 @@ import flax.serialization
 import jax
 import orbax.checkpoint as ocp
 
-from dlcore.runs.errors import RunDirError, RunIOError
+from dlcore.runs.errors import RunDirError, RunIOError, warn
 from dlcore.runs.integrity import (
     DIGEST_ALGORITHM,
     content_digest,
@@ -336,15 +336,11 @@ class CheckpointStore:
             self._manager.close()
 
 
-def _warn(line: str) -> None:
-    print(f"warning: {line}", file=sys.stderr, flush=True)
-
-
 def restore_newest_intact(
     primary: CheckpointStore,
     template: Any,
     fallbacks: Sequence[CheckpointStore] = (),
-    warn=_warn,
+    warn=warn,
 ) -> tuple[Any, dict]:
     """The newest checkpoint that proves intact: ``primary``'s newest step, else every
     other step of ``primary`` and ``fallbacks``, newest first (``primary`` first on ties).

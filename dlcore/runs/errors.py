@@ -8,7 +8,17 @@
      ever committed; the last good checkpoint is named)
 4    I/O error writing the run directory (disk full, permissions)
 130  stopped by SIGINT, 143 stopped by SIGTERM (a checkpoint was committed first)
+
+and the one way a run reports something odd it goes on despite: :func:`warn`.
 """
+
+import sys
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (a damaged checkpoint skipped, a stale lock taken
+    over, an edited config applied, unreadable metrics lines dropped)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 class RunDirError(ValueError):

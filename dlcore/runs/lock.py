@@ -19,9 +19,8 @@ import json
 import os
 import pathlib
 import socket
-import sys
 
-from dlcore.runs.errors import RunDirError
+from dlcore.runs.errors import RunDirError, warn
 
 __all__ = ["LOCK_NAME", "RunLock", "lock_holder"]
 
@@ -119,11 +118,8 @@ class RunLock:
         previous = f.read()
         if previous.strip():
             why = "that process is gone" if _gone(previous) else "it no longer holds it"
-            print(
-                f"warning: {self.directory}: taking over a stale lock left by "
-                f"{_describe(previous)} ({why})",
-                file=sys.stderr,
-                flush=True,
+            warn(
+                f"{self.directory}: taking over a stale lock left by {_describe(previous)} ({why})"
             )
         f.seek(0)
         f.truncate()

@@ -24,11 +24,10 @@ import math
 import os
 import pathlib
 import stat
-import sys
 import tempfile
 from typing import Any
 
-from dlcore.runs.errors import RunDirError
+from dlcore.runs.errors import RunDirError, warn
 from dlcore.runs.lock import LOCK_NAME, lock_holder
 
 __all__ = [
@@ -74,11 +73,6 @@ def write_atomic(path: pathlib.Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
-
-
-def warn(message: str) -> None:
-    """One ``warning:`` line on stderr (a run that goes on despite something odd)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _stat(path: pathlib.Path, what: str) -> os.stat_result | None:
