@@ -18,6 +18,7 @@ from dlcore.data.registry import load_dataset
 from dlcore.engine.task import Task
 from dlcore.experiment.memory import check_data, check_model
 from dlcore.optim import build_optimizer, find_plateau
+from dlcore.optim.freezing import FreezePatternError
 from dlcore.tasks.context import BuildContext, check_sections
 from dlcore.tasks.registry import TASKS
 
@@ -79,19 +80,17 @@ def build(
         except ValueError as err:
             raise FieldError("task", str(err)) from None
         _check_metrics(cfg, task)
-        try:  # shapes only: initializes the chains (which check freeze patterns) and sizes
-            # the state without allocating it
-            check_model(
-                "model" if cfg.model is not None else "models",
-                task,
-                data.train.rows(slice(0, cfg.train.batch_size)),
-            )
+        model_field = "model" if cfg.model is not None else "models"
+        try:  # shapes only: initializes the models (whose layers check their output sizes)
+            # and the chains (which check freeze patterns), and sizes the state without
+            # allocating it
+            check_model(model_field, task, data.train.rows(slice(0, cfg.train.batch_size)))
         except FieldError:
             raise
-        except ValueError as err:
-            if not cfg.optimizer.freeze:
-                raise
+        except FreezePatternError as err:
             raise FieldError("optimizer.freeze", str(err)) from None
+        except ValueError as err:  # e.g. a layer that shrinks a feature map below 1x1
+            raise FieldError(model_field, str(err)) from None
     except FieldError as err:
         raise ConfigError(source, [(err.field, err.message)]) from None
     return Experiment(cfg, source, data, task)

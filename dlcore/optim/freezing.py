@@ -17,6 +17,10 @@ import optax
 TRAINABLE, FROZEN = "trainable", "frozen"
 
 
+class FreezePatternError(ValueError):
+    """A freeze pattern that matches no parameter (the config names ``optimizer.freeze``)."""
+
+
 def param_paths(params: Any) -> list[str]:
     """The ``/``-joined path of every leaf of ``params``, in tree order."""
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
@@ -35,7 +39,7 @@ def check_freeze_patterns(patterns: Sequence[str], params: Any) -> None:
     params (``build_optimizer``'s chain also runs it in ``init``).
 
     Raises:
-      ValueError: naming the pattern and listing a few existing paths.
+      FreezePatternError: (a ValueError) naming the pattern and listing a few existing paths.
 
     Example:
       >>> import jax.numpy as jnp
@@ -45,7 +49,7 @@ def check_freeze_patterns(patterns: Sequence[str], params: Any) -> None:
     for pattern in patterns:
         if not any(_matches(pattern, p) for p in paths):
             shown = ", ".join(paths[:6]) + (", ..." if len(paths) > 6 else "")
-            raise ValueError(
+            raise FreezePatternError(
                 f"freeze pattern {pattern!r} matches no parameter; parameter paths "
                 f"({len(paths)}) are: {shown}"
             )
