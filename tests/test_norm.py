@@ -169,3 +169,41 @@ def test_channel_mean_subtraction():
     )
     with pytest.raises(ValueError, match=r"x has 2 channels but the fitted mean has 3"):
         apply_channel_mean(jnp.ones((1, 4, 4, 2)), stats)
+
+
+@pytest.mark.parametrize("unbiased", [False, True], ids=["flax_biased", "pytorch_unbiased"])
+def test_batchnorm_running_variance_conventions(unbiased):
+    """Two train steps on conv-shaped batches against r <- m r + (1 - m) var(x, ddof)."""
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(2.0, 3.0, size=(2, 3, 3, 4)) for _ in range(2)]  # n = 18 per channel
+    layer = BatchNorm(momentum=0.8, unbiased_running_var=unbiased, param_dtype=jnp.float64)
+    ddof = 1 if unbiased else 0
+    with jax.enable_x64(True):
+        variables = layer.init(jax.random.PRNGKey(0), xs[0], train=False)
+        assert variables["params"]["BatchNorm_0"]["scale"].dtype == jnp.float64
+        r_mean, r_var = np.zeros(4), np.ones(4)
+        step = jax.jit(lambda v, x: layer.apply(v, x, train=True, mutable=["batch_stats"]))
+        for x in xs:
+            y, updated = step(variables, x)
+            variables = {"params": variables["params"], **updated}
+            mu, var_b = x.mean((0, 1, 2)), x.var((0, 1, 2))
+            # the batch itself is always normalized with the biased variance
+            np.testing.assert_allclose(y, (x - mu) / np.sqrt(var_b + EPS), rtol=1e-10)
+            r_mean = 0.8 * r_mean + 0.2 * mu
+            r_var = 0.8 * r_var + 0.2 * x.var((0, 1, 2), ddof=ddof)
+            stats = updated["batch_stats"]["BatchNorm_0"]
+            np.testing.assert_allclose(stats["mean"], r_mean, rtol=1e-6)
+            np.testing.assert_allclose(stats["var"], r_var, rtol=1e-6)
+        y_eval = np.asarray(layer.apply(variables, xs[0], train=False))
+    np.testing.assert_allclose(y_eval, (xs[0] - r_mean) / np.sqrt(r_var + EPS), rtol=1e-6)
+
+
+def test_unbiased_running_variance_needs_two_values_per_channel():
+    layer = BatchNorm(unbiased_running_var=True)
+    variables = layer.init(jax.random.PRNGKey(0), jnp.ones((1, 3)), train=False)
+    with pytest.raises(ValueError) as info:
+        layer.apply(variables, jnp.ones((1, 3)), train=True, mutable=["batch_stats"])
+    assert str(info.value) == (
+        "BatchNorm: the unbiased running variance n/(n - 1) var_B needs n > 1 values per "
+        "channel; got input (1, 3)"
+    )

@@ -1,34 +1,72 @@
 """Layers with parameters or train/eval behaviour; the math they use lives in plain functions."""
 
 from dlcore.layers.attention import AdditiveAttention, additive_attention
-from dlcore.layers.conv import Conv2D, conv2d
+from dlcore.layers.conv import Conv1D, Conv2D, conv1d, conv2d
+from dlcore.layers.conv_transpose import ConvTranspose2D, conv_transpose2d
 from dlcore.layers.dropout import (
     DropConnectDense,
     Dropout,
     GaussianWeightNoiseDense,
     dropout,
 )
+from dlcore.layers.local import LocallyConnected2D, locally_connected2d
 from dlcore.layers.maxout import Maxout, maxout
-from dlcore.layers.norm import BatchNorm, LayerNorm, LocalResponseNorm, local_response_norm
-from dlcore.layers.pooling import avg_pool, max_pool
+from dlcore.layers.norm import (
+    BatchNorm,
+    LayerNorm,
+    LocalResponseNorm,
+    batch_norm,
+    local_response_norm,
+)
+from dlcore.layers.pooling import (
+    AvgPool,
+    AvgPool1D,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    MaxPool,
+    MaxPool1D,
+    avg_pool,
+    avg_pool1d,
+    global_avg_pool,
+    global_max_pool,
+    max_pool,
+    max_pool1d,
+)
 from dlcore.layers.prelu import PReLU
 
 __all__ = [
     "AdditiveAttention",
-    "Conv2D",
-    "additive_attention",
-    "avg_pool",
-    "conv2d",
-    "max_pool",
+    "AvgPool",
+    "AvgPool1D",
     "BatchNorm",
+    "Conv1D",
+    "Conv2D",
+    "ConvTranspose2D",
     "DropConnectDense",
     "Dropout",
     "GaussianWeightNoiseDense",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
     "LayerNorm",
     "LocalResponseNorm",
+    "LocallyConnected2D",
+    "MaxPool",
+    "MaxPool1D",
     "Maxout",
     "PReLU",
+    "additive_attention",
+    "avg_pool",
+    "avg_pool1d",
+    "batch_norm",
+    "conv1d",
+    "conv2d",
+    "conv_transpose2d",
     "dropout",
+    "global_avg_pool",
+    "global_max_pool",
     "local_response_norm",
+    "locally_connected2d",
+    "max_pool",
+    "max_pool1d",
     "maxout",
 ]

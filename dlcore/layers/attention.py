@@ -110,6 +110,7 @@ class AdditiveAttention(nn.Module):
 
     Attributes:
       features: the attention width A.
+      param_dtype: dtype of Wq, Wk, b and w.
 
     Example:
       >>> layer = AdditiveAttention(features=8)
@@ -121,6 +122,7 @@ class AdditiveAttention(nn.Module):
     """
 
     features: int
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(
@@ -132,12 +134,12 @@ class AdditiveAttention(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         check_attention_inputs(q_BxTqxD, k_BxTkxD, v_BxTkxE, key_mask_BxTk)
         init = nn.initializers.lecun_normal()
-        a = self.features
+        a, dt = self.features, self.param_dtype
         params = {
-            "Wq": self.param("Wq", init, (q_BxTqxD.shape[-1], a)),
-            "Wk": self.param("Wk", init, (k_BxTkxD.shape[-1], a)),
-            "b": self.param("b", nn.initializers.zeros, (a,)),
+            "Wq": self.param("Wq", init, (q_BxTqxD.shape[-1], a), dt),
+            "Wk": self.param("Wk", init, (k_BxTkxD.shape[-1], a), dt),
+            "b": self.param("b", nn.initializers.zeros, (a,), dt),
             # w is a vector: lecun_normal needs a matrix, so scale a normal by 1/sqrt(A).
-            "w": self.param("w", nn.initializers.normal(a**-0.5), (a,)),
+            "w": self.param("w", nn.initializers.normal(a**-0.5), (a,), dt),
         }
         return additive_attention(params, q_BxTqxD, k_BxTkxD, v_BxTkxE, key_mask_BxTk)

@@ -85,6 +85,7 @@ class DropConnectDense(nn.Module):
     Attributes:
       features: output width.
       rate: probability of dropping each weight, in [0, 1).
+      param_dtype: dtype of kernel and bias.
 
     Example:
       >>> layer = DropConnectDense(features=3, rate=0.5)
@@ -98,11 +99,14 @@ class DropConnectDense(nn.Module):
     rate: float = 0.5
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxD: jax.Array, *, train: bool) -> jax.Array:
-        kernel_DxF = self.param("kernel", self.kernel_init, (x_BxD.shape[-1], self.features))
-        bias_F = self.param("bias", self.bias_init, (self.features,))
+        kernel_DxF = self.param(
+            "kernel", self.kernel_init, (x_BxD.shape[-1], self.features), self.param_dtype
+        )
+        bias_F = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
         if train and self.rate > 0:
             kernel_DxF = dropout(self.make_rng("dropout"), kernel_DxF, self.rate, train=True)
         return x_BxD @ kernel_DxF + bias_F.reshape((1,) * (x_BxD.ndim - 1) + (-1,))
@@ -117,6 +121,7 @@ class GaussianWeightNoiseDense(nn.Module):
     Attributes:
       features: output width.
       stddev: noise standard deviation sigma >= 0.
+      param_dtype: dtype of kernel and bias.
 
     Example:
       >>> layer = GaussianWeightNoiseDense(features=3, stddev=0.1)
@@ -129,13 +134,16 @@ class GaussianWeightNoiseDense(nn.Module):
     stddev: float = 0.01
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxD: jax.Array, *, train: bool) -> jax.Array:
         if self.stddev < 0:
             raise ValueError(f"weight noise stddev must be >= 0; got {self.stddev!r}")
-        kernel_DxF = self.param("kernel", self.kernel_init, (x_BxD.shape[-1], self.features))
-        bias_F = self.param("bias", self.bias_init, (self.features,))
+        kernel_DxF = self.param(
+            "kernel", self.kernel_init, (x_BxD.shape[-1], self.features), self.param_dtype
+        )
+        bias_F = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
         if train and self.stddev > 0:
             noise = jax.random.normal(self.make_rng("dropout"), kernel_DxF.shape, kernel_DxF.dtype)
             kernel_DxF = kernel_DxF + self.stddev * noise

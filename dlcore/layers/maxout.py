@@ -31,6 +31,7 @@ class Maxout(nn.Module):
       features: number of output units F.
       num_pieces: number of linear pieces k per unit.
       kernel_init: initializer of the ``[D, F*k]`` kernel.
+      param_dtype: dtype of kernel and bias.
 
     Example:
       >>> layer = Maxout(features=4, num_pieces=3)
@@ -42,9 +43,14 @@ class Maxout(nn.Module):
     features: int
     num_pieces: int = 2
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxD: jax.Array) -> jax.Array:
         check_positive_int(self.num_pieces, "num_pieces")
-        z_BxFK = nn.Dense(self.features * self.num_pieces, kernel_init=self.kernel_init)(x_BxD)
+        z_BxFK = nn.Dense(
+            self.features * self.num_pieces,
+            kernel_init=self.kernel_init,
+            param_dtype=self.param_dtype,
+        )(x_BxD)
         return maxout(z_BxFK, self.num_pieces)

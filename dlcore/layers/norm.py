@@ -8,20 +8,73 @@ which the supervised task carries in ``TrainState.model_state``.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from dlcore.checks import check_positive_int
+from dlcore.layers.geometry import layer_name
+
+
+def batch_norm(
+    x_BxC: jax.Array, mean_C: jax.Array, var_C: jax.Array, scale_C, bias_C, epsilon: float
+) -> jax.Array:
+    """y = scale * (x - mean) / sqrt(var + eps) + bias, statistics per channel (last axis)."""
+    shape = (1,) * (x_BxC.ndim - 1) + (-1,)
+    mul = (scale_C * lax.rsqrt(var_C + epsilon)).reshape(shape)
+    return (x_BxC - mean_C.reshape(shape)) * mul + bias_C.reshape(shape)
+
+
+class _BatchNormVariables(nn.Module):
+    """Owns what ``flax.linen.BatchNorm`` owns, under the same names (``scale``, ``bias``;
+    ``batch_stats`` ``mean``, ``var``), so param trees and checkpoints keep their paths."""
+
+    momentum: float
+    epsilon: float
+    unbiased_running_var: bool
+    param_dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        c = x.shape[-1]
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        scale = self.param("scale", nn.initializers.ones, (c,), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (c,), self.param_dtype)
+        dtype = jnp.result_type(x, scale, jnp.float32)  # statistics in at least float32
+        out_dtype = jnp.result_type(x, scale)
+        if not train:
+            y = batch_norm(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon)
+            return y.astype(out_dtype)
+        axes = tuple(range(x.ndim - 1))
+        n = x.size // c  # values per channel in the batch
+        mean = jnp.mean(x.astype(dtype), axis=axes)
+        var = jnp.var(x.astype(dtype), axis=axes)  # biased: the batch is normalized with it
+        if not self.is_initializing():
+            m = self.momentum
+            run_var = var * (n / (n - 1)) if self.unbiased_running_var else var
+            ra_mean.value = m * ra_mean.value + (1 - m) * mean.astype(jnp.float32)
+            ra_var.value = m * ra_var.value + (1 - m) * run_var.astype(jnp.float32)
+        return batch_norm(x, mean, var, scale, bias, self.epsilon).astype(out_dtype)
 
 
 class BatchNorm(nn.Module):
     """Batch normalization (Ioffe & Szegedy, 2015) over all axes but the last.
 
-    train: y = gamma * (x - mu_B) / sqrt(var_B + eps) + beta, and the running averages are
-           updated as r <- momentum * r + (1 - momentum) * batch value;
+    train: y = gamma * (x - mu_B) / sqrt(var_B + eps) + beta, with the biased batch variance
+           var_B = (1/n) sum (x - mu_B)^2 over the n values per channel, and the running
+           averages updated as r <- momentum * r + (1 - momentum) * batch value, where the
+           batch value of the variance is var_B (flax, TensorFlow) or, with
+           ``unbiased_running_var``, n/(n - 1) var_B (PyTorch's convention);
     eval:  the same with the running mean and variance in place of mu_B, var_B.
 
+    Running averages start at mean 0, variance 1 and are not updated by ``init``. The
+    variables live in a ``BatchNorm_0`` submodule with flax's names (``params``: scale, bias;
+    ``batch_stats``: mean, var), so trees match those of ``flax.linen.BatchNorm``.
+
     Attributes:
-      momentum: decay of the running averages.
+      momentum: decay of the running averages (PyTorch's ``momentum`` is 1 - this).
       epsilon: added to the variance for stability.
+      unbiased_running_var: track n/(n - 1) var_B instead of var_B.
+      param_dtype: dtype of scale and bias (the running averages stay float32).
 
     Example:
       >>> layer = BatchNorm()
@@ -32,18 +85,33 @@ class BatchNorm(nn.Module):
 
     momentum: float = 0.9
     epsilon: float = 1e-5
+    unbiased_running_var: bool = False
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        return nn.BatchNorm(
-            use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon
-        )(x)
+        if train and self.unbiased_running_var and x.size <= x.shape[-1]:
+            raise ValueError(
+                f"{layer_name(self)}: the unbiased running variance n/(n - 1) var_B needs "
+                f"n > 1 values per channel; got input {tuple(x.shape)}"
+            )
+        return _BatchNormVariables(
+            self.momentum,
+            self.epsilon,
+            self.unbiased_running_var,
+            self.param_dtype,
+            name="BatchNorm_0",
+        )(x, train=train)
 
 
 class LayerNorm(nn.Module):
     """Layer normalization (Ba et al., 2016) over the last axis; the same in train and eval.
 
     y = gamma * (x - mean(x)) / sqrt(var(x) + eps) + beta, statistics per example.
+
+    Attributes:
+      epsilon: added to the variance for stability.
+      param_dtype: dtype of gamma (``scale``) and beta (``bias``).
 
     Example:
       >>> layer = LayerNorm()
@@ -53,11 +121,12 @@ class LayerNorm(nn.Module):
     """
 
     epsilon: float = 1e-5
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         del train  # per-example statistics: nothing differs between modes
-        return nn.LayerNorm(epsilon=self.epsilon)(x)
+        return nn.LayerNorm(epsilon=self.epsilon, param_dtype=self.param_dtype)(x)
 
 
 def local_response_norm(

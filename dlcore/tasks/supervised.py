@@ -9,8 +9,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from pydantic import Field
 
 from dlcore.config.section import one_of
+from dlcore.data.augment import Augment, AugmentSection, identity
 from dlcore.data.needs import Need
 from dlcore.engine.state import TrainState, apply_gradients
 from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
@@ -45,7 +47,8 @@ class SupervisedTask(TaskDefaults):
     plus an optional weight ``penalty(params)``.
 
     Batches are dicts with ``x``, ``y`` and optionally ``mask`` (``[B]``, 1 for real
-    examples, 0 for padding). Dropout keys come from ``state.step_key("dropout")``.
+    examples, 0 for padding). Dropout keys come from ``state.step_key("dropout")``, and
+    training batches' ``x`` pass through ``augment`` with ``state.step_key("augment")``.
     The reported ``loss`` is the data loss (the penalty is not included).
 
     Attributes:
@@ -56,6 +59,8 @@ class SupervisedTask(TaskDefaults):
       metric_modes: whether each metric is better large or small (``loss`` is added).
       default_metric: validation metric that picks the best checkpoint.
       penalty: optional ``params -> lambda R(W)`` added to the objective.
+      augment: ``(key, x, None) -> (x, None)`` applied to training inputs only
+        (``dlcore.data.augment``); the identity by default.
     """
 
     model: nn.Module
@@ -65,6 +70,7 @@ class SupervisedTask(TaskDefaults):
     metric_modes: dict[str, Mode]
     default_metric: str
     penalty: Penalty | None = None
+    augment: Augment = identity
 
     def init(self, rng: jax.Array, batch: Batch) -> TrainState:
         return init_state(self.model, self.optimizer, rng, batch["x"])
@@ -81,8 +87,10 @@ class SupervisedTask(TaskDefaults):
         return sums
 
     def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+        x, _ = self.augment(state.step_key("augment"), batch["x"], None)
+
         def objective(params):
-            pred, model_state = self._forward(state, params, batch["x"], train=True)
+            pred, model_state = self._forward(state, params, x, train=True)
             per_example = self.loss(pred, batch["y"])
             total = reduce_loss(per_example, batch.get("mask"))
             if self.penalty is not None:
@@ -104,11 +112,13 @@ def classification(
     optimizer: optax.GradientTransformation,
     loss: str = "softmax_cross_entropy",
     penalty: Penalty | None = None,
+    augment: Augment = identity,
 ) -> SupervisedTask:
     """K-way classification on integer labels, reporting loss, accuracy and zero-one loss.
 
     ``loss`` is ``softmax_cross_entropy``, ``multiclass_hinge`` (a multi-class linear SVM
-    with a linear model and an L2 penalty) or ``sparsemax_loss``.
+    with a linear model and an L2 penalty) or ``sparsemax_loss``; ``augment`` transforms
+    training inputs (see :class:`SupervisedTask`).
     """
     return SupervisedTask(
         model=model,
@@ -118,6 +128,7 @@ def classification(
         metric_modes={"loss": "min", "accuracy": "max", "zero_one": "min"},
         default_metric="accuracy",
         penalty=penalty,
+        augment=augment,
     )
 
 
@@ -191,13 +202,18 @@ class ClassificationConfig(PenaltySection, TaskSection):
 
     name: Literal["classification"] = "classification"
     loss: one_of(TASK_LOSSES["classification"], "classification loss") = "softmax_cross_entropy"
+    augment: AugmentSection = Field(
+        default_factory=AugmentSection, description="training-time image augmentation"
+    )
 
     def needs(self) -> tuple[Need, ...]:
         return (LABELS,)
 
     def build(self, ctx: BuildContext) -> SupervisedTask:
+        self.augment.check(ctx.data)
         model = ctx.model(ctx.data.num_classes)
-        return classification(model, ctx.optimizer(), self.loss, self.make_penalty())
+        penalty = self.make_penalty()
+        return classification(model, ctx.optimizer(), self.loss, penalty, self.augment.make())
 
 
 class BinaryClassificationConfig(PenaltySection, TaskSection):
