@@ -365,3 +365,33 @@ def test_params_come_out_in_param_dtype(name, dtype):
         variables = jax.eval_shape(init, jax.random.key(0), *args)
     leaves = jax.tree.leaves(variables["params"])
     assert leaves and {leaf.dtype for leaf in leaves} == {jnp.dtype(dtype)}
+
+
+def test_auto_lowering_inside_the_engines_scan_is_the_loop_table():
+    """The engine traces its multi-step scan inside ``loop_body``: on CPU the convolution
+    there is patches + GEMM (no conv primitive), while a single compiled step keeps XLA's."""
+    import optax
+
+    import dlcore
+    from dlcore.engine.compiled import CompiledTask
+    from dlcore.layers.conv_math import AUTO_LOWERING, AUTO_LOWERING_IN_LOOP
+
+    class Flat(nn.Module):
+        @nn.compact
+        def __call__(self, x, *, train):
+            h = Conv2D(features=2, kernel_size=3)(x)
+            return h.reshape(h.shape[0], -1)
+
+    task = dlcore.regression(Flat(), optax.sgd(0.1))
+    x = jnp.ones((4, 5, 5, 1))
+    fields = {"x": x, "y": jnp.zeros((4, 18))}
+    state = task.init(jax.random.key(0), {"x": x[:2], "y": fields["y"][:2]})
+    compiled = CompiledTask(task)
+    step = jax.make_jaxpr(compiled._step)(state, {"x": x[:2], "y": fields["y"][:2]})
+    scan = jax.make_jaxpr(compiled._scan)(state, fields, jnp.zeros((2, 2), jnp.int32))
+    backend = jax.default_backend()
+    expect_conv = {"xla": True, "gemm": False}
+    # The printed jaxpr includes the scan's body (and the gradient's convolutions).
+    assert ("conv_general_dilated" in str(step)) == expect_conv[AUTO_LOWERING.get(backend, "xla")]
+    in_loop = AUTO_LOWERING_IN_LOOP.get(backend, "xla")
+    assert ("conv_general_dilated" in str(scan)) == expect_conv[in_loop]

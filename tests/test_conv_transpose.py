@@ -57,17 +57,21 @@ def data():
     return rng.standard_normal((2, 3, 4, 3)), rng.standard_normal((3, 2, 5, 3)), rng
 
 
+@pytest.mark.parametrize("impl", ["xla", "gemm"])
 @pytest.mark.parametrize(("stride", "pads", "dilation", "output_padding"), CASES)
 def test_matches_the_numpy_scatter_loop_and_is_the_adjoint(
-    data, stride, pads, dilation, output_padding
+    data, stride, pads, dilation, output_padding, impl
 ):
+    """Either lowering of the forward convolution gives the same adjoint."""
     y, w, rng = data
     b = rng.standard_normal(5)
-    args = dict(stride=stride, padding=pads, dilation=dilation, output_padding=output_padding)
+    args = dict(
+        stride=stride, padding=pads, dilation=dilation, output_padding=output_padding, impl=impl
+    )
     with jax.enable_x64(True):
         z = conv_transpose2d(y, w, b, **args)
         x = rng.standard_normal(z.shape)
-        ax = conv2d(x, w, stride=stride, padding=pads, dilation=dilation)
+        ax = conv2d(x, w, stride=stride, padding=pads, dilation=dilation, impl=impl)
         ax = ax[:, : y.shape[1], : y.shape[2]]  # output_padding >= stride adds a row to crop
         lhs = float(jnp.vdot(ax, y))
         rhs = float(jnp.vdot(x, conv_transpose2d(y, w, **args)))

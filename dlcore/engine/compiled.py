@@ -18,6 +18,7 @@ import numpy as np
 from dlcore.checks import check_choice
 from dlcore.engine.health import NONFINITE_POLICIES, guard_step
 from dlcore.engine.task import Batch, Metrics, Task
+from dlcore.engine.tracing import loop_body
 
 
 class AheadOfTime:
@@ -101,7 +102,8 @@ class CompiledTask:
             state, metrics, health = self._step(state, batch)
             return state, (metrics, health)
 
-        return jax.lax.scan(body, state, rows_CxB)
+        with loop_body():  # layers with several lowerings pick the one fast inside loops
+            return jax.lax.scan(body, state, rows_CxB)
 
     def compile_times(self) -> dict[str, dict[str, float]]:
         return {

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from dlcore.checks import check_choice, check_positive_int, check_rank
 from dlcore.layers.conv_math import (
     AUTO_LOWERING,
+    AUTO_LOWERING_IN_LOOP,
     CONV_IMPLS,
     LOWERINGS,
     conv1d,
@@ -31,6 +32,7 @@ from dlcore.layers.geometry import PADDINGS, PaddingLike, Pads, check_padding, l
 
 __all__ = [
     "AUTO_LOWERING",
+    "AUTO_LOWERING_IN_LOOP",
     "CONV_IMPLS",
     "LOWERINGS",
     "PADDINGS",
@@ -119,8 +121,11 @@ class Conv2D(_Conv):
     y = conv2d(x, W) + b  on ``[B, H, W, C] -> [B, OH, OW, F]``
     (see :func:`conv2d` for the equation, :mod:`dlcore.layers.geometry` for OH, OW).
 
-    ``impl='auto'`` picks XLA's convolution on CPU and GPU (:data:`AUTO_LOWERING`). LeNet-5,
-    B = 128, float32, median (min) ms, GEMM lowering vs XLA convolution for both conv layers:
+    ``impl='auto'`` picks XLA's convolution on CPU and GPU (:data:`AUTO_LOWERING`), except
+    inside the engine's multi-step scan on CPU, where XLA's convolution is an order of
+    magnitude slower and patches + GEMM run instead (:data:`AUTO_LOWERING_IN_LOOP`; figures in
+    :mod:`dlcore.engine.tracing`). For a single compiled step, LeNet-5, B = 128, float32,
+    median (min) ms, GEMM lowering vs XLA convolution for both conv layers:
 
     - this project's machine (AMD EPYC, 2 cores shared by four engineers, load average 5-7,
       jax 0.10.2), whole dlcore train step with Adam, ``python -m benchmarks cnn attention``:

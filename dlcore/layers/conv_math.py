@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from dlcore.checks import check_choice, check_positive_int, check_rank
+from dlcore.engine.tracing import in_loop_body
 from dlcore.layers.geometry import (
     PaddingLike,
     Pads,
@@ -120,14 +121,26 @@ CONV_IMPLS = ("auto", *LOWERINGS)
 # on this project's shared 2-core CPU XLA's convolution won every run; other backends default
 # to XLA's convolution (cuDNN on GPU), which does not materialize the KH*KW-fold patches.
 AUTO_LOWERING: dict[str, str] = {"cpu": "xla", "gpu": "xla", "cuda": "xla"}
+# ... and inside a compiled loop (the engine's multi-step scan), where XLA:CPU's convolution
+# is an order of magnitude slower than patches + GEMM (figures in dlcore.engine.tracing).
+AUTO_LOWERING_IN_LOOP: dict[str, str] = {"cpu": "gemm", "gpu": "xla", "cuda": "xla"}
 
 
 def resolve_impl(impl: str) -> str:
-    """``'auto'`` -> :data:`AUTO_LOWERING` for ``jax.default_backend()`` (else ``'xla'``)."""
+    """``'auto'`` -> the lowering :data:`AUTO_LOWERING` (or, while tracing a compiled loop's
+    body, :data:`AUTO_LOWERING_IN_LOOP`) names for ``jax.default_backend()``, else ``'xla'``.
+
+    Example:
+      >>> from dlcore.engine.tracing import loop_body
+      >>> with loop_body():
+      ...     resolve_impl("auto") == AUTO_LOWERING_IN_LOOP.get(jax.default_backend(), "xla")
+      True
+    """
     check_choice(impl, CONV_IMPLS, "conv impl")
     if impl != "auto":
         return impl
-    return AUTO_LOWERING.get(jax.default_backend(), "xla")
+    table = AUTO_LOWERING_IN_LOOP if in_loop_body() else AUTO_LOWERING
+    return table.get(jax.default_backend(), "xla")
 
 
 def _check_channels(x: jax.Array, w: jax.Array, groups: int) -> None:

@@ -23,8 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dlcore.checks import check_positive_int, check_rank
-from dlcore.layers.conv_math import conv2d_xla
+from dlcore.checks import check_choice, check_positive_int, check_rank
+from dlcore.layers.conv_math import CONV_IMPLS, LOWERINGS, resolve_impl
 from dlcore.layers.geometry import (
     PaddingLike,
     check_fits,
@@ -93,6 +93,7 @@ def conv_transpose2d(
     padding: PaddingLike = "valid",
     output_padding: IntOrPair = 0,
     dilation: IntOrPair = 1,
+    impl: str = "auto",
     name: str = "conv_transpose",
 ) -> jax.Array:
     """The adjoint of the convolution with kernel ``W [KH, KW, F, C]`` (module docstring).
@@ -102,6 +103,8 @@ def conv_transpose2d(
       w_KxKxFxC: kernel of the forward convolution (F -> C channels).
       b_F: optional bias ``[F]``.
       stride, padding, output_padding, dilation: see :func:`transpose_geometry`.
+      impl: lowering of the forward convolution whose adjoint this is: ``'xla'``, ``'gemm'``
+        or ``'auto'`` (:func:`dlcore.layers.conv_math.resolve_impl`).
       name: the layer named in size errors.
 
     Returns:
@@ -128,8 +131,10 @@ def conv_transpose2d(
     kernel = w_KxKxFxC.astype(dtype)
     stride, dilation = per_axis(stride, 2, "stride"), per_axis(dilation, 2, "dilation")
 
+    lowering = LOWERINGS[resolve_impl(impl)]
+
     def conv_NxOHxOWxF(x):  # the forward map A; it can overshoot H by output_padding // s
-        return conv2d_xla(x, kernel, stride, pads, dilation)[:, :h, :w]
+        return lowering(x, kernel, stride, pads, dilation)[:, :h, :w]
 
     (z_NxOHxOWxF,) = jax.linear_transpose(
         conv_NxOHxOWxF, jax.ShapeDtypeStruct((n, oh, ow, f), dtype)
@@ -155,6 +160,7 @@ class ConvTranspose2D(nn.Module):
       use_bias: add a learned bias per output channel.
       kernel_init: initializer (LeCun normal over fan-in KH*KW*C).
       param_dtype: dtype of kernel and bias.
+      impl: ``'auto'``, ``'gemm'`` or ``'xla'``: the forward convolution's lowering.
 
     Example:
       >>> layer = ConvTranspose2D(features=3, kernel_size=2, stride=2)
@@ -172,9 +178,11 @@ class ConvTranspose2D(nn.Module):
     use_bias: bool = True
     kernel_init: Callable = nn.initializers.lecun_normal(in_axis=-1, out_axis=-2)
     param_dtype: jnp.dtype = jnp.float32
+    impl: str = "auto"
 
     def __post_init__(self):
         check_positive_int(self.features, "conv_transpose features")
+        check_choice(self.impl, CONV_IMPLS, "conv_transpose impl")
         per_axis(self.kernel_size, 2, "conv_transpose kernel_size")
         check_padding(self.padding, 2)
         super().__post_init__()
@@ -208,5 +216,6 @@ class ConvTranspose2D(nn.Module):
             padding=self.padding,
             output_padding=self.output_padding,
             dilation=self.dilation,
+            impl=self.impl,
             name=name,
         )
