@@ -10,6 +10,7 @@ from benchmarks import (
     suite_epoch,
     suite_lstm,
     suite_mlp,
+    suite_resnet,
     system,
 )
 from benchmarks.records import Settings, attach_peak
@@ -18,6 +19,7 @@ from dlcore.checks import check_choice
 SUITES = {
     "mlp": suite_mlp.run,
     "cnn": suite_cnn.run,
+    "resnet": suite_resnet.run,
     "lstm": suite_lstm.run,
     "attention": suite_attention.run,
     "lstm_compile": suite_compile.run_compile,

@@ -116,3 +116,39 @@ def attention_step(q, k, v, target, d_attn: int):
         return 0.5 * ((model(tq, tk, tv) - tt) ** 2).sum() / tq.shape[0]
 
     return _adam_step(model, loss)
+
+
+def resnet_step(x_NxHxWxC: np.ndarray, labels_N: np.ndarray, stages, stem: int):
+    """Adam step of the small ResNet of ``numpy_ref.resnet`` (basic blocks, projection
+    shortcuts, training-mode batch norm), written as a torch user would."""
+    torch = _torch()
+    nn = torch.nn
+
+    def conv_bn(c_in, c_out, k, stride):
+        return [
+            nn.Conv2d(c_in, c_out, k, stride, padding=k // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        ]
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.branch = nn.Sequential(
+                *conv_bn(c_in, c_out, 3, stride), nn.ReLU(), *conv_bn(c_out, c_out, 3, 1)
+            )
+            project = stride != 1 or c_in != c_out
+            self.short = nn.Sequential(*conv_bn(c_in, c_out, 1, stride)) if project else None
+
+        def forward(self, x):
+            short = x if self.short is None else self.short(x)
+            return torch.relu(self.branch(x) + short)
+
+    layers, width = [*conv_bn(x_NxHxWxC.shape[-1], stem, 3, 1), nn.ReLU()], stem
+    for c_out, stride in stages:
+        layers.append(Block(width, c_out, stride))
+        width = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)]
+    model = nn.Sequential(*layers)
+    x = torch.from_numpy(np.ascontiguousarray(x_NxHxWxC.transpose(0, 3, 1, 2)))
+    y = torch.from_numpy(labels_N.astype(np.int64))
+    return _adam_step(model, lambda: torch.nn.functional.cross_entropy(model(x), y))

@@ -40,10 +40,18 @@ MALFORMED = [
     ),
     (GOOD.replace('[data]\nname = "xor"\n', ""), [], "data", "missing required field"),
     (
-        GOOD.replace('name = "mlp"', 'name = "resnet"'),
+        GOOD.replace('name = "mlp"', 'name = "resnet50"'),
         [],
         "model.name",
-        f"unknown model 'resnet'; valid: {', '.join(sorted(MODELS))}",
+        f"unknown model 'resnet50'; valid: {', '.join(sorted(MODELS))}",
+    ),
+    (
+        GOOD.replace(
+            'name = "mlp"\nwidths = [8]', 'name = "text_cnn"\n[[model.layers]]\nkernal = 3'
+        ),
+        [],
+        "model.layers[0].kernal",
+        "did you mean 'kernel'",
     ),
     (
         GOOD.replace('name = "xor"', 'name = "mnist"'),

@@ -58,6 +58,16 @@ def make_case(name: str, dtype=np.float64):
         params = numpy_ref.conv.lenet5_init(rng, dtype)
         batch = (rng.standard_normal((2, 28, 28, 1)).astype(dtype), rng.integers(0, 10, 2))
         return numpy_ref.conv.lenet5_loss_and_grads, jax_ref.conv.lenet5_loss, params, batch
+    if name == "resnet":
+        params = numpy_ref.resnet.resnet_init(rng, 3, 4, dtype)
+        # Non-trivial batch-norm scales and shifts so their gradient paths are exercised.
+        for key in params:
+            if key.endswith(("_g", "_b")) and not key.startswith("fc"):
+                params[key] = (params[key] + 0.3 * rng.standard_normal(params[key].shape)).astype(
+                    dtype
+                )
+        batch = (rng.standard_normal((2, 8, 8, 3)).astype(dtype), rng.integers(0, 4, 2))
+        return numpy_ref.resnet.resnet_loss_and_grads, jax_ref.resnet.resnet_loss, params, batch
     if name in ("rnn", "lstm", "gru"):
         np_mod, jax_mod = getattr(numpy_ref, name), getattr(jax_ref, name)
         params = np_mod.init_params(rng, 5, 4, 5, dtype)
@@ -81,11 +91,11 @@ def make_case(name: str, dtype=np.float64):
     raise AssertionError(name)
 
 
-MODELS = ["mlp", "lenet5", "rnn", "lstm", "gru", "attention"]
+MODELS = ["mlp", "lenet5", "resnet", "rnn", "lstm", "gru", "attention"]
 
 
 def test_every_numpy_model_is_checked():
-    modules = {"mlp", "conv", "rnn", "lstm", "gru", "attention"}
+    modules = {"mlp", "conv", "resnet", "rnn", "lstm", "gru", "attention"}
     assert modules <= set(numpy_ref.__all__)
     assert {"lenet5" if m == "conv" else m for m in modules} == set(MODELS)
 

@@ -5,6 +5,6 @@ gradients directly. They exist to measure dlcore's framework overhead: no flax, 
 task abstraction, just the loss, ``jax.grad`` and the update written out.
 """
 
-from benchmarks.jax_ref import attention, conv, gru, lstm, mlp, optim, rnn
+from benchmarks.jax_ref import attention, conv, gru, lstm, mlp, optim, resnet, rnn
 
-__all__ = ["attention", "conv", "gru", "lstm", "mlp", "optim", "rnn"]
+__all__ = ["attention", "conv", "gru", "lstm", "mlp", "optim", "resnet", "rnn"]

@@ -5,6 +5,6 @@ Parameters are flat dicts of arrays; ``loss_and_grads`` returns a gradient dict 
 keys, so the optimizers in :mod:`benchmarks.numpy_ref.optim` apply to any of them.
 """
 
-from benchmarks.numpy_ref import attention, conv, gru, losses, lstm, mlp, optim, rnn
+from benchmarks.numpy_ref import attention, conv, gru, losses, lstm, mlp, optim, resnet, rnn
 
-__all__ = ["attention", "conv", "gru", "losses", "lstm", "mlp", "optim", "rnn"]
+__all__ = ["attention", "conv", "gru", "losses", "lstm", "mlp", "optim", "resnet", "rnn"]

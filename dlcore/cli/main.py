@@ -7,6 +7,7 @@ checkpoint was committed first).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -92,6 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-k", type=int, default=None, help="sample among the k (>= 1) best")
     sample.add_argument("--seed", type=int, default=0, help="0 <= seed < 2**32")
     sample.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
+
+    viz = sub.add_parser("viz", help="PNGs of what an image model learned (dlcore.viz)")
+    viz.add_argument("run_dir")
+    viz.add_argument("kind", help="filters, features, maximize, dream or saliency")
+    viz.add_argument("--layer", help="layer path, e.g. conv1 (a bad name lists the valid ones)")
+    viz.add_argument("--unit", type=int, help="channel or class (maximize: default all)")
+    viz.add_argument("--split", default="test", help="split of --index (default test)")
+    viz.add_argument("--index", type=int, default=0, help="example to look at (default 0)")
+    viz.add_argument("--photo", help="a sample photograph instead: china or flower")
+    viz.add_argument("--steps", type=int, help="ascent steps (maximize 200, dream 20 per octave)")
+    viz.add_argument("--lr", type=float, help="ascent step length (maximize 0.1, dream 0.02)")
+    viz.add_argument("--octaves", type=int, default=3, help="dream scales (default 3)")
+    viz.add_argument("--size", type=int, default=128, help="dream image side (default 128)")
+    viz.add_argument("--smooth", type=int, default=0, help="saliency: SmoothGrad samples too")
+    viz.add_argument("--scale", type=int, help="pixel enlargement of the tiles")
+    viz.add_argument("--seed", type=int, default=0, help="noise and jitter seed")
+    viz.add_argument("--out", help="output directory (default RUN_DIR/viz)")
+    viz.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
 
     sub.add_parser("list", help="list experiments, models, data sets and optimizers")
 
@@ -247,6 +266,25 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _cmd_viz(args) -> int:
+    from dlcore.viz.from_run import VizOptions, visualize_run
+
+    names = [f.name for f in dataclasses.fields(VizOptions)]
+    opts = VizOptions(**{name: getattr(args, name) for name in names})
+    try:
+        written, lines = visualize_run(args.run_dir, args.kind, opts, args.out, args.checkpoint)
+    except ValueError as err:
+        if isinstance(err, (ConfigError, RunDirError)):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_list(args) -> int:
     from dlcore.cli.listing import print_listing
 
@@ -267,6 +305,7 @@ COMMANDS = {
     "resume": _cmd_resume,
     "eval": _cmd_eval,
     "sample": _cmd_sample,
+    "viz": _cmd_viz,
     "list": _cmd_list,
     "runs": _cmd_runs,
 }
@@ -279,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.command in ("run", "sweep", "resume", "eval", "sample") and not args.no_compile_cache:
+    compiles = ("run", "sweep", "resume", "eval", "sample", "viz")
+    if args.command in compiles and not args.no_compile_cache:
         _enable_compile_cache()
     try:
         return COMMANDS[args.command](args)

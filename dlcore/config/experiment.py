@@ -12,6 +12,7 @@ from typing import Annotated, Union
 
 from pydantic import AfterValidator, Field
 
+from dlcore.config.init_from import InitConfig
 from dlcore.config.section import Section, Seed
 from dlcore.config.sweep_space import SweepConfig
 from dlcore.data.registry import DATASETS
@@ -94,3 +95,6 @@ class ExperimentConfig(Section):
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     sweep: SweepConfig | None = Field(None, description="search space for `dlcore sweep`")
+    init: InitConfig | None = Field(
+        None, description="start from another run's parameters ([init], transfer learning)"
+    )

@@ -235,9 +235,14 @@ def _strip_union_tags(loc: tuple, raw: dict) -> tuple[tuple, type[Section] | Non
         elif model is not None and isinstance(part, str) and part in model.model_fields:
             annotation = model.model_fields[part].annotation
             members = _tagged_members(annotation)
+            element = _listed_section(annotation)
             if i + 1 < len(loc) and loc[i + 1] in members:  # a nested union, e.g. a schedule
                 model = members[loc[i + 1]]
                 i += 1  # skip the tag
+            elif element is not None and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+                out.append(loc[i + 1])  # an entry of a list of sections: model.layers[0]
+                model = element
+                i += 1
             else:
                 model = (
                     annotation
@@ -248,6 +253,18 @@ def _strip_union_tags(loc: tuple, raw: dict) -> tuple[tuple, type[Section] | Non
             model = None
         i += 1
     return tuple(out), owner
+
+
+def _listed_section(annotation: Any) -> type[Section] | None:
+    """The section of ``list[S]`` / ``tuple[S, ...]`` (optionally ``| None``), else None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = inner[0] if len(inner) == 1 else None
+    if typing.get_origin(annotation) not in (list, tuple):
+        return None
+    args = typing.get_args(annotation)
+    element = args[0] if args else None
+    return element if isinstance(element, type) and issubclass(element, Section) else None
 
 
 def _tagged_members(annotation: Any) -> dict[str, type[Section]]:

@@ -16,6 +16,7 @@ from dlcore.data.sequences import (
     make_number_words,
     make_parity,
 )
+from dlcore.data.stdlib_lines import StdlibLinesConfig, make_stdlib_lines
 from dlcore.data.stdlib_text import StdlibCharsConfig, make_stdlib_chars
 from dlcore.data.synthetic import (
     BlobsConfig,
@@ -55,6 +56,9 @@ DATASETS: dict[str, DatasetEntry] = {
     "ring": DatasetEntry(RingConfig, make_ring, "K Gaussians on a 2-D ring, unlabelled (GANs)"),
     "stdlib_chars": DatasetEntry(
         StdlibCharsConfig, make_stdlib_chars, "characters of the Python stdlib's source"
+    ),
+    "stdlib_lines": DatasetEntry(
+        StdlibLinesConfig, make_stdlib_lines, "stdlib source lines: code/comment/docstring/string"
     ),
 }
 

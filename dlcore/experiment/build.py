@@ -16,6 +16,7 @@ from dlcore.data.dataset import Dataset
 from dlcore.data.needs import first_unmet, fitting
 from dlcore.data.registry import load_dataset
 from dlcore.engine.task import Task
+from dlcore.experiment import transfer
 from dlcore.experiment.memory import check_data, check_model
 from dlcore.optim import build_optimizer, find_plateau
 from dlcore.optim.freezing import FreezePatternError
@@ -44,6 +45,7 @@ def build(
     cfg: ExperimentConfig,
     source: str = "config",
     make_optimizer: Callable[[Section], optax.GradientTransformation] | None = None,
+    warm_start: bool = True,
 ) -> Experiment:
     """Data set and task for a config, after the checks that need the data.
 
@@ -52,6 +54,9 @@ def build(
       source: file name used in error messages.
       make_optimizer: builds each optax chain from its section (population training
         wraps :func:`dlcore.optim.build_optimizer` to give each member its learning rate).
+      warm_start: load the ``[init]`` source run's parameters into the task's initial
+        state (:mod:`dlcore.experiment.transfer`); False when a checkpoint of this run
+        will replace that state anyway (resume, eval).
 
     Raises:
       ConfigError: when fields are individually valid but do not fit the data or the task.
@@ -88,9 +93,13 @@ def build(
         except FieldError:
             raise
         except FreezePatternError as err:
-            raise FieldError("optimizer.freeze", str(err)) from None
+            raise FieldError(f"optimizer.{err.field}", str(err)) from None
         except ValueError as err:  # e.g. a layer that shrinks a feature map below 1x1
-            raise FieldError(model_field, str(err)) from None
+            named = f"{cfg.model.name} {err}" if cfg.model is not None else str(err)
+            raise FieldError(model_field, named) from None
+        if cfg.init is not None and warm_start:
+            example = data.train.rows(slice(0, cfg.train.batch_size))
+            task = transfer.warm_start(cfg.init, task, example, cfg.seed)
     except FieldError as err:
         raise ConfigError(source, [(err.field, err.message)]) from None
     return Experiment(cfg, source, data, task)

@@ -15,9 +15,9 @@ from dlcore.config.loading import load_config
 from dlcore.engine.state import TrainState
 from dlcore.experiment.build import Experiment, build
 from dlcore.runs.checkpoint import CheckpointStore, restore_newest_intact
-from dlcore.runs.run_dir import RunDir, RunDirError
+from dlcore.runs.run_dir import CHECKPOINTS, RunDir, RunDirError
 
-CHECKPOINTS = ("latest", "best")
+__all__ = ["CHECKPOINTS", "RestoredRun", "load_checkpoint", "restore_run", "template_state"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,7 @@ def restore_run(run_dir: str | pathlib.Path, checkpoint: str | None = "latest") 
     """
     run = RunDir.existing(run_dir)
     cfg = load_config(run.config)
-    experiment = build(cfg, str(run.config))
+    experiment = build(cfg, str(run.config), warm_start=False)  # its checkpoints hold the state
     run.check_dataset(experiment.data.fingerprint())
     if checkpoint is None:
         return RestoredRun(run, experiment, None, {})

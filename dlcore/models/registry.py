@@ -10,10 +10,15 @@ import flax.linen as nn
 
 from dlcore.config.section import Section
 from dlcore.data.dataset import DataSpec
+from dlcore.models.alexnet import AlexNetConfig
+from dlcore.models.googlenet import GoogLeNetConfig
 from dlcore.models.lenet import LeNet5Config
 from dlcore.models.mlp import LinearConfig, MLPConfig
 from dlcore.models.multihead import MultiHeadMLPConfig
+from dlcore.models.resnet import ResNetConfig
 from dlcore.models.rnn import RNNConfig
+from dlcore.models.text_cnn import TextCNNConfig
+from dlcore.models.vgg import VGGConfig
 
 
 class ModelEntry(NamedTuple):
@@ -27,6 +32,11 @@ MODELS: dict[str, ModelEntry] = {
     "multihead_mlp": ModelEntry(MultiHeadMLPConfig, "shared trunk, one head per target"),
     "lenet5": ModelEntry(LeNet5Config, "LeNet-5 CNN for square grey images (conv, max-pool)"),
     "rnn": ModelEntry(RNNConfig, "recurrent stack (RNN/LSTM/GRU) with a dense head"),
+    "text_cnn": ModelEntry(TextCNNConfig, "1-D CNN over token embeddings, max over time"),
+    "alexnet": ModelEntry(AlexNetConfig, "AlexNet-style CNN (ReLU, LRN, overlapping pools)"),
+    "vgg": ModelEntry(VGGConfig, "VGG stages of 3x3 convs and 2x2 max-pools, dense head"),
+    "googlenet": ModelEntry(GoogLeNetConfig, "mini-GoogLeNet of Inception modules"),
+    "resnet": ModelEntry(ResNetConfig, "ResNet (basic/bottleneck) or plain net, batch norm"),
 }
 
 

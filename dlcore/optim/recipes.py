@@ -52,6 +52,9 @@ class _Optimizer(Section):
     freeze: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         (), description="glob patterns over '/'-joined parameter paths that get no updates"
     )
+    train_only: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        (), description="glob patterns of the only parameters that train (the rest are frozen)"
+    )
 
 
 class SGDConfig(_Optimizer):
@@ -254,7 +257,8 @@ def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     """The optax chain for a validated optimizer section.
 
     ``[clip_value] -> [clip_norm] -> update rule with the scheduled rate [and plateau
-    factor]``, wrapped so that ``freeze`` patterns get zero updates and no state.
+    factor]``, wrapped so that ``freeze`` patterns (and whatever ``train_only`` patterns do
+    not match) get zero updates and no state.
 
     Example:
       >>> import jax.numpy as jnp
@@ -270,4 +274,5 @@ def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     )
     rate = build_schedule(cfg.schedule, cfg.learning_rate)
     rule = OPTIMIZERS[cfg.name].build(cfg, rate, lr_factor)
-    return freeze(optax.chain(*clipping(cfg.clip_norm, cfg.clip_value), rule), cfg.freeze)
+    chain = optax.chain(*clipping(cfg.clip_norm, cfg.clip_value), rule)
+    return freeze(chain, cfg.freeze, cfg.train_only)

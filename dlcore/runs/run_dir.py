@@ -31,6 +31,7 @@ from dlcore.runs.errors import RunDirError, warn
 from dlcore.runs.lock import LOCK_NAME, lock_holder
 
 __all__ = [
+    "CHECKPOINTS",
     "RunDir",
     "RunDirError",
     "config_changes",
@@ -42,6 +43,8 @@ __all__ = [
     "warn",
     "write_atomic",
 ]
+
+CHECKPOINTS = ("latest", "best")  # the checkpoint directories of a run (RunDir.latest, .best)
 
 
 def _finite(value: Any) -> Any:
