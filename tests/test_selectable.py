@@ -30,12 +30,21 @@ TINY_DATA = {
     "number_words": {"name": "number_words"},
     "adding": {"name": "adding", "n_samples": 60, "length": 10},
     "stdlib_chars": {"name": "stdlib_chars", "seq_len": 8, "eval_len": 64, "max_train_files": 2},
+    "stdlib_lines": {
+        "name": "stdlib_lines",
+        "max_files": 1,
+        "line_len": 12,
+        "train_per_class": 8,
+        "eval_per_class": 4,
+    },
     "ring": {"name": "ring", "n_samples": 80},
+    "shapes": {"name": "shapes", "n_samples": 60, "image_size": 12, "min_size": 0.25},
 }
 # Token and sequence data sets take no input preprocessing.
-SEQUENCE_DATA = ("parity", "dyck_depth", "number_words", "adding", "stdlib_chars")
+SEQUENCE_DATA = ("parity", "dyck_depth", "number_words", "adding", "stdlib_chars", "stdlib_lines")
 RNN = {"name": "rnn", "features": 4, "embed_dim": 4}
 MLP = {"name": "mlp", "widths": [4]}
+DIGIT_IMAGES = {"name": "digits", "layout": "image"}  # 8x8x1
 # (label, data, model, task) covering every model and task entry
 PROGRAMS = {
     "mlp/classification": ("xor", MLP, {"name": "classification"}),
@@ -85,6 +94,30 @@ PROGRAMS = {
         {"name": "lenet5", "lrn": True},
         {"name": "classification"},
     ),
+    "vgg/classification+batch_norm": (
+        DIGIT_IMAGES,
+        {"name": "vgg", "stages": [[2], [3]], "dense": [4], "batch_norm": True},
+        {"name": "classification"},
+    ),
+    "googlenet/classification": (
+        DIGIT_IMAGES,
+        {
+            "name": "googlenet",
+            "stages": [[[1, 1, 2, 1, 1, 1]], [[1, 1, 1, 1, 1, 1]]],
+            "stem_width": 2,
+        },
+        {"name": "classification"},
+    ),
+    "resnet/classification": (
+        DIGIT_IMAGES,
+        {"name": "resnet", "widths": [2, 4], "blocks_per_stage": [1, 1], "stem_width": 2},
+        {"name": "classification"},
+    ),
+    "resnet/plain_bottleneck": (
+        DIGIT_IMAGES,
+        {"name": "resnet", "widths": [2], "depth": 5, "block": "bottleneck", "plain": True},
+        {"name": "classification"},
+    ),
     "rnn/classification": ("parity", {**RNN, "input": "one_hot"}, {"name": "classification"}),
     "rnn/regression": ("adding", {**RNN, "input": "real"}, {"name": "regression"}),
     "rnn/tagging": ("dyck_depth", {**RNN, "readout": "all"}, {"name": "tagging"}),
@@ -94,6 +127,23 @@ PROGRAMS = {
         {"name": "tagging"},
     ),
     "rnn/truncated_bptt": ("stdlib_chars", {**RNN, "readout": "all"}, {"name": "truncated_bptt"}),
+    "rnn/classification_lines": ("stdlib_lines", RNN, {"name": "classification"}),
+    "text_cnn/classification": (
+        "stdlib_lines",
+        {"name": "text_cnn", "embed_dim": 4, "widths": [2, 3], "features": 4},
+        {"name": "classification"},
+    ),
+    "text_cnn/tdnn": (
+        "stdlib_lines",
+        {
+            "name": "text_cnn",
+            "embed_dim": 4,
+            "widths": [3],
+            "features": 4,
+            "layers": [{"kernel": 3, "dilation": 2, "features": 4}],
+        },
+        {"name": "classification"},
+    ),
     # tasks with several models name them: {"models": {role: section}}
     "mlp+linear/autoencoder": (
         "digits",

@@ -3,10 +3,11 @@
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset, Split
+from dlcore.data.subsets import cap_per_class, select_classes
 
 # The split is part of the data set's definition so results stay comparable across runs.
 _SPLIT_SEED = 0
@@ -15,9 +16,14 @@ _TEST_FRACTION = 0.15
 
 
 class DigitsConfig(Section):
-    """8x8 digits: 64 features (``layout = "flat"``) or 8x8x1 images (``"image"``).
+    """8x8 digits: 64 features (``layout = "flat"``) or 8x8x1 images (``"image"``), the
+    images optionally resized (bilinear) to 16x16 or 32x32 with ``image_size``.
 
     Fixed stratified split: 70% train (1257), 15% validation (270), 15% test (270).
+    ``classes`` keeps some digits, relabelled 0..k-1 in the order given (digits 5-9 as a
+    transfer-learning target: ``classes = [5, 6, 7, 8, 9]``), and ``train_per_class`` keeps
+    the first n training images of each (the small-target-data regime); the split itself is
+    unchanged, so validation and test stay comparable.
     ``preprocess`` is fitted on the training split only: ``standardize`` (per feature),
     ``channel_mean`` (images: subtract the training mean of each channel) or ``none``
     (raw pixel values 0..16).
@@ -31,12 +37,48 @@ class DigitsConfig(Section):
         description="one target: labels [N]; several (multi-task): columns [N, K]",
     )
     preprocess: Literal["standardize", "channel_mean", "none"] = "standardize"
+    image_size: Literal[8, 16, 32] = Field(8, description="image side (layout = 'image')")
+    classes: list[int] | None = Field(
+        None, min_length=2, description="digits to keep, relabelled 0..k-1 in this order"
+    )
+    train_per_class: PositiveInt | None = Field(
+        None, description="keep the first n training images of each class"
+    )
 
     @model_validator(mode="after")
-    def _channel_mean_needs_images(self):
+    def _consistent(self):
         if self.preprocess == "channel_mean" and self.layout != "image":
             raise ValueError("preprocess = 'channel_mean' needs layout = 'image'")
+        if self.image_size != 8 and self.layout != "image":
+            raise ValueError(f"image_size = {self.image_size} needs layout = 'image'")
+        if self.classes is not None:
+            if any(not 0 <= c <= 9 for c in self.classes) or len(set(self.classes)) != len(
+                self.classes
+            ):
+                raise ValueError(f"classes must be distinct digits 0-9; got {self.classes}")
+            if self.targets != ["digit"]:
+                raise ValueError("classes needs targets = ['digit']")
+        if self.train_per_class is not None and self.targets != ["digit"]:
+            raise ValueError("train_per_class needs targets = ['digit']")
         return self
+
+
+def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``[n_out, n_in]`` linear interpolation between pixel centres (edges clamped), so that
+    ``A @ img @ A.T`` resizes a square image bilinearly.
+
+    Example:
+      >>> resize_matrix(2, 4).round(2).tolist()
+      [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]]
+    """
+    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = pos - lo
+    a = np.zeros((n_out, n_in))
+    a[np.arange(n_out), lo] += 1 - frac
+    a[np.arange(n_out), hi] += frac
+    return a
 
 
 def make_digits(cfg: DigitsConfig) -> Dataset:
@@ -48,6 +90,9 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
     x = x.astype(np.float32)
     if cfg.layout == "image":
         x = x.reshape(-1, 8, 8, 1)
+        if cfg.image_size != 8:
+            a = resize_matrix(8, cfg.image_size)
+            x = np.einsum("ih,nhwc,jw->nijc", a, x, a).astype(np.float32)
     y = y.astype(np.int32)
     x_rest, x_test, y_rest, y_test = train_test_split(
         x, y, test_size=_TEST_FRACTION, stratify=y, random_state=_SPLIT_SEED
@@ -60,7 +105,13 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
         random_state=_SPLIT_SEED,
     )
     splits = [Split(a, b) for a, b in ((x_train, y_train), (x_val, y_val), (x_test, y_test))]
-    info = {"image_shape": [8, 8]}
+    num_classes = 10
+    if cfg.classes is not None:
+        splits = [select_classes(s, cfg.classes) for s in splits]
+        num_classes = len(cfg.classes)
+    if cfg.train_per_class is not None:
+        splits[0] = cap_per_class(splits[0], cfg.train_per_class)
+    info = {"image_shape": [cfg.image_size] * 2 if cfg.layout == "image" else [8, 8]}
     if cfg.targets != ["digit"]:
         classes = {"digit": 10, "parity": 2}
         info["targets"] = {t: classes[t] for t in cfg.targets}
@@ -73,4 +124,4 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
             )
             for s in splits
         ]
-    return Dataset("digits", *splits, num_classes=10, info=info)
+    return Dataset("digits", *splits, num_classes=num_classes, info=info)

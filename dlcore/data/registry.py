@@ -16,6 +16,7 @@ from dlcore.data.sequences import (
     make_number_words,
     make_parity,
 )
+from dlcore.data.shapes import ShapesConfig, make_shapes
 from dlcore.data.stdlib_lines import StdlibLinesConfig, make_stdlib_lines
 from dlcore.data.stdlib_text import StdlibCharsConfig, make_stdlib_chars
 from dlcore.data.synthetic import (
@@ -54,6 +55,9 @@ DATASETS: dict[str, DatasetEntry] = {
     ),
     "adding": DatasetEntry(AddingConfig, make_adding, "the adding problem (regression)"),
     "ring": DatasetEntry(RingConfig, make_ring, "K Gaussians on a 2-D ring, unlabelled (GANs)"),
+    "shapes": DatasetEntry(
+        ShapesConfig, make_shapes, "generated RGB shapes: classes, masks, captioned scenes"
+    ),
     "stdlib_chars": DatasetEntry(
         StdlibCharsConfig, make_stdlib_chars, "characters of the Python stdlib's source"
     ),
