@@ -118,6 +118,11 @@ PROGRAMS = {
         {"name": "resnet", "widths": [2], "depth": 5, "block": "bottleneck", "plain": True},
         {"name": "classification"},
     ),
+    "unet/segmentation": (
+        {**TINY_DATA["shapes"], "image_size": 12},
+        {"name": "unet", "widths": [2, 4]},
+        {"name": "segmentation", "augment": {"hflip": True}},
+    ),
     "rnn/classification": ("parity", {**RNN, "input": "one_hot"}, {"name": "classification"}),
     "rnn/regression": ("adding", {**RNN, "input": "real"}, {"name": "regression"}),
     "rnn/tagging": ("dyck_depth", {**RNN, "readout": "all"}, {"name": "tagging"}),

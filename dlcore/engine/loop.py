@@ -28,7 +28,7 @@ from dlcore.engine.health import HealthWatch
 from dlcore.engine.selection import BestTracker
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.engine.state import TrainState
-from dlcore.engine.task import Task, means
+from dlcore.engine.task import Task
 from dlcore.engine.train_config import TrainConfig
 from dlcore.runs.checkpoint import CheckpointStore, restore_newest_intact
 from dlcore.runs.run_dir import RunDir
@@ -79,8 +79,10 @@ class FitResult:
 
 
 def evaluate(compiled: CompiledTask, state: TrainState, chunks: list) -> dict[str, Any]:
-    """Metric means of ``state`` over padded eval batches."""
-    return means(sum_metrics([compiled.eval_step(state, c) for c in chunks]))
+    """The metrics of ``state`` over padded eval batches (the task summarizes the sums)."""
+    return compiled.task.summarize(
+        sum_metrics([compiled.eval_step(state, c) for c in chunks]), training_window=False
+    )
 
 
 def scan_chunk(steps_per_epoch: int, scan_steps: int) -> int:
@@ -192,7 +194,7 @@ def fit(
             "step": step,
             "epoch": round(step / spe, 4),
             "split": "train",
-            **means(sum_metrics(pending), task.total_metrics),
+            **task.summarize(sum_metrics(pending), training_window=True),
         }
         pending.clear()
         if run is not None:
@@ -211,8 +213,9 @@ def fit(
                 {
                     "step": step,
                     "position": [position.epoch, position.index],
-                    "pending": [
-                        {k: float(v) for k, v in m.items()} for m in jax.device_get(pending)
+                    "pending": [  # floats, or lists for per-class or per-member sums
+                        {k: np.asarray(v, np.float64).tolist() for k, v in m.items()}
+                        for m in jax.device_get(pending)
                     ],
                     **tracker.to_meta(),
                     "skipped": watch.skipped,

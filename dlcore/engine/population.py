@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dlcore.data.dataset import Dataset
@@ -103,6 +104,16 @@ class PopulationTask:
 
     def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
         return jax.vmap(self.task.eval_step, in_axes=(0, None))(state, batch)
+
+    def summarize(self, metric_sums: dict, training_window: bool) -> dict:
+        """Each member's sums summarized by the member task: lists of floats per metric."""
+        per_member = [
+            self.task.summarize(
+                {k: np.asarray(v)[m] for k, v in metric_sums.items()}, training_window
+            )
+            for m in range(self.members)
+        ]
+        return {k: [member[k] for member in per_member] for k in per_member[0]}
 
     def report(self, state: TrainState, data: Dataset, directory) -> dict:
         del state, data, directory  # members are compared by their metrics

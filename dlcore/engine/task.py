@@ -61,6 +61,13 @@ class Task(Protocol):
         """Metric sums on one batch without updating anything (dropout off, BN frozen)."""
         ...
 
+    def summarize(self, metric_sums: dict, training_window: bool) -> dict:
+        """The reported metrics of metric sums added up over many batches: per-example means
+        (and, for a training log window, the ``total_metrics`` as totals) unless a task's
+        metrics are other functions of its sums (a segmentation task's IoU is
+        TP / (TP + FP + FN) of the class totals). Floats, or lists of floats per member."""
+        ...
+
     def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
         """After a completed run: writes the task's own figures (PNGs) into ``directory``
         and returns figures that are not per-example means (e.g. a GAN's modes covered);
@@ -81,6 +88,9 @@ class TaskDefaults:
 
     def make_order(self, num_examples: int, batch_size: int, seed: int) -> BatchOrder:
         return BatchOrder(num_examples, batch_size, seed, order=self.batch_order)
+
+    def summarize(self, metric_sums: dict, training_window: bool) -> dict:
+        return means(metric_sums, self.total_metrics if training_window else ())
 
     def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
         del state, data, directory

@@ -103,5 +103,8 @@ class WarmStartTask:
     def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
         return self.task.eval_step(state, batch)
 
+    def summarize(self, metric_sums: dict, training_window: bool) -> dict:
+        return self.task.summarize(metric_sums, training_window)
+
     def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
         return self.task.report(state, data, directory)

@@ -18,6 +18,7 @@ from dlcore.models.multihead import MultiHeadMLPConfig
 from dlcore.models.resnet import ResNetConfig
 from dlcore.models.rnn import RNNConfig
 from dlcore.models.text_cnn import TextCNNConfig
+from dlcore.models.unet import UNetConfig
 from dlcore.models.vgg import VGGConfig
 
 
@@ -37,6 +38,7 @@ MODELS: dict[str, ModelEntry] = {
     "vgg": ModelEntry(VGGConfig, "VGG stages of 3x3 convs and 2x2 max-pools, dense head"),
     "googlenet": ModelEntry(GoogLeNetConfig, "mini-GoogLeNet of Inception modules"),
     "resnet": ModelEntry(ResNetConfig, "ResNet (basic/bottleneck) or plain net, batch norm"),
+    "unet": ModelEntry(UNetConfig, "U-Net: per-pixel logits via skips and transposed convs"),
 }
 
 

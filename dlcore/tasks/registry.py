@@ -13,6 +13,7 @@ from dlcore.tasks.embedding import EmbeddingConfig
 from dlcore.tasks.gan import GANConfig
 from dlcore.tasks.multitask import MultitaskConfig
 from dlcore.tasks.perceptron import PerceptronConfig
+from dlcore.tasks.segmentation import SegmentationConfig
 from dlcore.tasks.sequence import TaggingConfig
 from dlcore.tasks.supervised import (
     BinaryClassificationConfig,
@@ -40,6 +41,7 @@ TASKS: dict[str, TaskEntry] = {
     "perceptron": TaskEntry(PerceptronConfig, "online perceptron; its rule is the update"),
     "autoencoder": TaskEntry(AutoencoderConfig, "reconstruct x through a narrow code (no labels)"),
     "gan": TaskEntry(GANConfig, "generator vs discriminator, non-saturating GAN loss"),
+    "segmentation": TaskEntry(SegmentationConfig, "a class per pixel; pixel accuracy and IoU"),
     "tagging": TaskEntry(TaggingConfig, "per-step classification (tagging, generation, LM)"),
     "truncated_bptt": TaskEntry(
         TruncatedBPTTConfig, "per-step classification over streams, state carried across chunks"
