@@ -94,6 +94,11 @@ PROGRAMS = {
         {"name": "lenet5", "lrn": True},
         {"name": "classification"},
     ),
+    "alexnet/classification": (
+        {**TINY_DATA["shapes"], "image_size": 16},
+        {"name": "alexnet", "widths": [2, 2, 2, 2, 2], "dense": [4]},
+        {"name": "classification", "augment": {"crop_padding": 2, "hflip": True}},
+    ),
     "vgg/classification+batch_norm": (
         DIGIT_IMAGES,
         {"name": "vgg", "stages": [[2], [3]], "dense": [4], "batch_norm": True},

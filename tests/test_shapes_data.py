@@ -52,6 +52,16 @@ def test_every_class_appears_and_the_map_is_exactly_the_painted_shape(single):
         assert 12 <= (m > 0).sum() <= 0.6 * m.size
 
 
+def test_each_shape_spans_what_its_radius_allows(single):
+    # Radii are min_size..max_size of the side (24 px: 4.8..9.6 px); a shape fits in its
+    # bounding circle, and every shape is at least 1.1 radii long in some axis direction.
+    r_min, r_max = 0.2 * 24, 0.4 * 24
+    for m in single.train["seg"][:60]:
+        rows, cols = np.nonzero(m)
+        extent = max(np.ptp(rows), np.ptp(cols)) + 1
+        assert 1.1 * r_min - 1 <= extent <= 2 * r_max + 1
+
+
 def test_shapes_follow_their_outlines():
     # A circle of radius 3 at a pixel corner covers the pixel centres (i + 0.5, j + 0.5)
     # within 3 of it: offsets a, b in {0.5, 1.5, 2.5} with a^2 + b^2 <= 9, 8 per quadrant.
@@ -163,3 +173,15 @@ def test_digit_subsets_relabel_and_cap_the_training_split_only():
         DigitsConfig(image_size=16)
     with pytest.raises(ValidationError, match="distinct digits"):
         DigitsConfig(classes=[1, 1])
+
+
+def test_sample_photos_are_rgb_in_the_unit_range():
+    from dlcore.viz.inputs import sample_photo
+
+    for name, size in (("china", 16), ("flower", 9)):
+        photo = sample_photo(name, size)
+        assert photo.shape == (size, size, 3) and photo.dtype == np.float32
+        assert 0.0 <= photo.min() < photo.max() <= 1.0
+    assert sample_photo("china", 10, 20).shape == (10, 20, 3)
+    with pytest.raises(ValueError, match="unknown photo 'dog'; photos: china, flower"):
+        sample_photo("dog", 8)

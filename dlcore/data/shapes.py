@@ -17,6 +17,7 @@ Fields: ``x`` [S, S, 3] float32; ``seg`` [S, S] int32 (role ``labels``); single 
 ``<bos> ... <eos>``; the vocabulary is ``info["vocab"]``).
 """
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -77,12 +78,19 @@ POLYGONS = {  # outlines in the unit frame, radius 1 (the shape's bounding circl
 def inside_polygon(u: np.ndarray, v: np.ndarray, poly_Ex2: np.ndarray) -> np.ndarray:
     """Even-odd rule: a point is inside when a ray to +u crosses the outline an odd number
     of times (vectorised over points and edges)."""
-    a, b = poly_Ex2, np.roll(poly_Ex2, -1, axis=0)
+    a, b = poly_Ex2, np.concatenate([poly_Ex2[1:], poly_Ex2[:1]])  # edges a -> b
     u, v = u[..., None], v[..., None]
     straddles = (a[:, 1] > v) != (b[:, 1] > v)
     with np.errstate(divide="ignore", invalid="ignore"):
         cross_u = a[:, 0] + (v - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
     return (np.sum(straddles & (u < cross_u), axis=-1) % 2) == 1
+
+
+@functools.cache
+def _pixel_centres(size: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    ys.flags.writeable = xs.flags.writeable = False  # shared by every call: read-only
+    return ys, xs
 
 
 def shape_mask(name: str, size: int, centre, radius: float, theta: float) -> np.ndarray:
@@ -92,7 +100,7 @@ def shape_mask(name: str, size: int, centre, radius: float, theta: float) -> np.
       >>> int(shape_mask("square", 8, (4.0, 4.0), 2.9, 0.0).sum())  # a 4x4 block
       16
     """
-    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    ys, xs = _pixel_centres(size)
     dx, dy = xs - centre[0], ys - centre[1]
     c, s = np.cos(theta), np.sin(theta)
     u, v = (c * dx + s * dy) / radius, (-s * dx + c * dy) / radius
@@ -101,7 +109,10 @@ def shape_mask(name: str, size: int, centre, radius: float, theta: float) -> np.
         return rho <= 1.0
     if name == "ring":
         return (rho <= 1.0) & (rho >= 0.55)
-    return (rho <= 1.0) & inside_polygon(u, v, POLYGONS[name])
+    # Only pixels in the bounding circle can be inside: the outline test runs on those.
+    disc = rho <= 1.0
+    disc[disc] = inside_polygon(u[disc], v[disc], POLYGONS[name])
+    return disc
 
 
 class ShapesConfig(SplitFractions):
@@ -248,19 +259,18 @@ def make_shapes(cfg: ShapesConfig) -> Dataset:
     rng = np.random.default_rng(cfg.seed)
     k = len(cfg.classes)
     labels = rng.permutation(np.arange(cfg.n_samples) % k).astype(np.int32)
-    images, segs, captions = [], [], []
-    for label in labels:
+    size = cfg.image_size
+    # Drawn in float64, stored as float32 and clipped there (the same values, less memory).
+    x = np.empty((cfg.n_samples, size, size, 3), np.float32)
+    seg = np.empty((cfg.n_samples, size, size), np.int32)
+    captions = []
+    for i, label in enumerate(labels):
         if cfg.mode == "single":
-            image, seg = _single(rng, cfg, int(label))
+            x[i], seg[i] = _single(rng, cfg, int(label))
         else:
-            image, seg, text = _scene(rng, cfg)
+            x[i], seg[i], text = _scene(rng, cfg)
             captions.append(encode_caption(text))
-        images.append(image)
-        segs.append(seg)
-    fields = {
-        "x": np.clip(np.stack(images), 0.0, 1.0).astype(np.float32),
-        "seg": np.stack(segs),
-    }
+    fields = {"x": np.clip(x, 0.0, 1.0, out=x), "seg": seg}
     if cfg.mode == "single":
         fields["y"] = labels
     else:
