@@ -1,13 +1,19 @@
 """U-Net and the segmentation task: IoU from split totals, skips, sizes and errors."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.test_util import check_grads
 
-from dlcore.engine.compiled import sum_metrics
+from dlcore.data.dataset import Dataset, Split
+from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
+from dlcore.engine.loop import evaluate
 from dlcore.models.unet import UNet, UNetConfig
+from dlcore.tasks.base import init_state
 from dlcore.tasks.segmentation import SegmentationTask, confusion_sums, iou_metrics
 from tests.helpers import run_cli
 
@@ -97,6 +103,57 @@ def test_unet_gives_per_pixel_logits_and_uses_its_skip_connections(unet):
     assert float(jnp.abs(g["down1"]["conv1"]["conv"]["kernel"]).sum()) > 0.0
 
 
+def test_loss_is_the_pixel_mean_of_cross_entropy_with_its_gradient():
+    """L_b = -(1 / HW) sum_ij log softmax(z_bij)[seg_bij], against NumPy in float64."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        logits = rng.normal(size=(2, 3, 4, 5))
+        seg = rng.integers(0, 5, (2, 3, 4))
+        log_p = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+        picked = np.take_along_axis(log_p, seg[..., None], axis=-1)[..., 0]
+        expected = -picked.mean(axis=(1, 2))
+        loss = SegmentationTask._loss(jnp.asarray(logits), jnp.asarray(seg))
+        np.testing.assert_allclose(np.asarray(loss), expected, rtol=1e-12)
+        # dL_b/dz_bijk = (softmax(z_bij)_k - [k = seg_bij]) / HW
+        grad = jax.grad(lambda z: SegmentationTask._loss(z, jnp.asarray(seg)).sum())(logits)
+        expected_grad = (np.exp(log_p) - np.eye(5)[seg]) / 12
+        np.testing.assert_allclose(np.asarray(grad), expected_grad, rtol=1e-10, atol=1e-14)
+        check_grads(lambda z: SegmentationTask._loss(z, jnp.asarray(seg)), (logits,), order=1)
+
+
+def test_evaluation_and_report_use_totals_over_padded_batches(unet, tmp_path):
+    """Through the loop's ``evaluate`` (7 test images in batches of 3, the last padded) and
+    the run's report: every figure equals NumPy on the model's predictions for the split."""
+    model, variables, _ = unet
+    x = np.asarray(jax.random.normal(jax.random.key(2), (7, 8, 8, 3)), np.float32)
+    state = init_state(model, optax.sgd(0.1), jax.random.key(1), jnp.asarray(x))
+    logits = np.asarray(model.apply({"params": state.params}, x, train=False), np.float64)
+    pred = logits.argmax(-1)
+    rng = np.random.default_rng(3)
+    seg = np.where(rng.random(pred.shape) < 0.6, pred, rng.integers(0, 3, pred.shape))
+    seg = seg.astype(np.int32)
+    assert len(np.unique(pred)) > 1 and set(np.unique(seg)) == {0, 1, 2}
+    ious = numpy_iou(pred, seg, 3)
+    log_p = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+    ce = -np.take_along_axis(log_p, seg[..., None], axis=-1).mean()
+
+    task = SegmentationTask(model, optax.sgd(0.1))
+    got = evaluate(CompiledTask(task), state, eval_chunks({"x": x, "seg": seg}, 3))
+    assert got["mean_iou"] == pytest.approx(np.mean(list(ious.values())), abs=1e-9)
+    assert got["foreground_iou"] == pytest.approx(np.mean([ious[1], ious[2]]), abs=1e-9)
+    assert got["pixel_accuracy"] == pytest.approx(np.mean(pred == seg), abs=1e-9)
+    assert got["loss"] == pytest.approx(ce, rel=1e-5)
+
+    split = Split(x=x, seg=seg)
+    data = Dataset(
+        "tiny", split, split, split, None, info={"seg_classes": 3, "classes": ["a", "b"]}
+    )
+    report = task.report(state, data, tmp_path)
+    expected = {"test_iou_background": ious[0], "test_iou_a": ious[1], "test_iou_b": ious[2]}
+    assert report == pytest.approx(expected, abs=1e-12)
+    assert (tmp_path / "segmentation.png").stat().st_size > 0
+
+
 def test_unet_image_side_must_halve_evenly():
     with pytest.raises(ValueError, match="multiple of 4"):
         UNet(out_features=2, widths=(2, 4, 8)).init(
@@ -136,3 +193,19 @@ def test_misfits_are_one_line_config_errors(tmp_path, data, extra, field, phrase
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0] and phrase in lines[0], result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_tiny_run_reports_class_ious_that_average_to_its_test_mean_iou(tmp_path):
+    """The real CLI end to end: the report's per-class test IoUs (from the whole split) and
+    the loop's test mean IoU (from summed batch counts) are the same numbers."""
+    extra = "n_samples = 60\nimage_size = 12\nmin_size = 0.25\nclasses = ['circle', 'cross']"
+    path = tmp_path / "seg.toml"
+    path.write_text(TINY.format(data="shapes", extra=extra))
+    result = run_cli("run", str(path), "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    report, test = summary["report"], summary["final"]["test"]
+    assert set(report) <= {"test_iou_background", "test_iou_circle", "test_iou_cross"}
+    assert "test_iou_background" in report
+    assert test["mean_iou"] == pytest.approx(np.mean(list(report.values())), abs=1e-6)
+    assert (tmp_path / "run" / "segmentation.png").stat().st_size > 0

@@ -36,6 +36,7 @@ from dlcore.tasks.context import BuildContext, TaskSection
 IMAGES = Need("x", ("features",), "images [H, W, C]", (3,))
 MAPS = Need("seg", ("labels",), "a class id per pixel [H, W]", (2,))
 _SHOWN = 6  # test images drawn by report()
+_REPORT_BATCH = 256  # test images per prediction call in report()
 
 
 def confusion_sums(logits_BxHxWxK, seg_BxHxW, mask_B) -> dict[str, jax.Array]:
@@ -134,8 +135,12 @@ class SegmentationTask(TaskDefaults):
     def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
         seg = batch["seg"]
         mask = batch.get("mask", jnp.ones(seg.shape[0], jnp.float32))
-        logits, _ = apply_model(self.model, state.params, state.model_state, batch["x"], None)
+        logits = self._logits(state, batch["x"])
         return self._sums(logits, seg, mask, self._loss(logits, seg))
+
+    def _logits(self, state: TrainState, x: jax.Array) -> jax.Array:
+        """Evaluation-mode logits ``[B, H, W, K]`` (batch norm uses its running averages)."""
+        return apply_model(self.model, state.params, state.model_state, x, None)[0]
 
     def summarize(self, metric_sums: dict, training_window: bool) -> dict:
         del training_window  # every metric is a ratio of totals
@@ -146,37 +151,64 @@ class SegmentationTask(TaskDefaults):
         }
 
     def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
-        """Draws a few test images, their true maps and the predicted maps."""
-        import matplotlib
+        """Draws ``segmentation.png`` (a few test images, their true and predicted maps) and
+        returns the IoU of every class on the whole test split, from its totals, as
+        ``test_iou_<name>`` (names from ``info["classes"]``, ``background`` for class 0;
+        classes that occur neither in the predictions nor in the truth are left out)."""
+        x, seg = np.asarray(data.test.x), np.asarray(data.test["seg"])
+        predict = jax.jit(lambda s, x: jnp.argmax(self._logits(s, x), axis=-1))  # [B, H, W]
+        pred = np.concatenate(
+            [
+                np.asarray(predict(state, x[i : i + _REPORT_BATCH]))
+                for i in range(0, len(x), _REPORT_BATCH)
+            ]
+        )
+        k = int(data.info.get("seg_classes", max(pred.max(), seg.max()) + 1))
+        names = ["background", *data.info.get("classes", range(1, k))]
+        plot_segmentation(
+            x[:_SHOWN], seg[:_SHOWN], pred[:_SHOWN], names, directory / "segmentation.png"
+        )
+        iou = {}
+        for c in range(k):
+            union = np.sum((pred == c) | (seg == c))
+            if union:
+                iou[f"test_iou_{names[c]}"] = float(np.sum((pred == c) & (seg == c)) / union)
+        return iou
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        x = data.test.x[:_SHOWN]
-        logits, _ = apply_model(self.model, state.params, state.model_state, x, None)
-        pred = np.asarray(jnp.argmax(logits, axis=-1))
-        k = logits.shape[-1]
-        shown = np.asarray(x, np.float64)
-        shown = (shown - shown.min()) / max(np.ptp(shown), 1e-12)
-        fig, axes = plt.subplots(3, len(x), figsize=(1.6 * len(x), 5), squeeze=False)
-        for j in range(len(x)):
-            rows = (shown[j].squeeze(), data.test["seg"][j], pred[j])
-            titles = ("input", "truth", "predicted")
-            for i, (image, title) in enumerate(zip(rows, titles, strict=True)):
-                ax = axes[i, j]
-                ax.imshow(
-                    image,
-                    vmin=0 if i else None,
-                    vmax=k - 1 if i else None,
-                    cmap=None if i == 0 else "tab10",
-                )
-                ax.set_axis_off()
-                if j == 0:
-                    ax.set_title(title, fontsize=8, loc="left")
-        fig.tight_layout()
-        fig.savefig(directory / "segmentation.png", dpi=100)
-        plt.close(fig)
-        return {}
+def plot_segmentation(x_NxHxWxC, seg_NxHxW, pred_NxHxW, names: list, path: pathlib.Path) -> None:
+    """Three rows: the images (rescaled to [0, 1] together), the true maps and the
+    predicted maps, class c in colour c of a fixed palette (background black), with a key."""
+    # Imported here: matplotlib is slow to import and only the end of a run needs it.
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    k, n = len(names), len(x_NxHxWxC)
+    palette = ["black", *(colormaps["tab10"](i % 10) for i in range(k - 1))]
+    cmap = ListedColormap(palette)
+    shown = np.asarray(x_NxHxWxC, np.float64)
+    shown = (shown - shown.min()) / max(np.ptp(shown), 1e-12)
+    fig = Figure(figsize=(1.6 * n, 5.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, n, squeeze=False)
+    rows = (("input", shown), ("truth", seg_NxHxW), ("predicted", pred_NxHxW))
+    for i, (title, images) in enumerate(rows):
+        for j in range(n):
+            ax = axes[i, j]
+            if i == 0:
+                ax.imshow(images[j].squeeze(), cmap="gray" if images[j].shape[-1] == 1 else None)
+            else:
+                ax.imshow(images[j], cmap=cmap, vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
+            ax.set_axis_off()
+            if j == 0:
+                ax.set_title(title, fontsize=8, loc="left")
+    handles = [Patch(color=c, label=str(name)) for c, name in zip(palette, names, strict=True)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(k, 5), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=100)
 
 
 class SegmentationConfig(TaskSection):
