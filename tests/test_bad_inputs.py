@@ -79,9 +79,13 @@ SAMPLE_CASES = [
 def cli_results(tmp_path_factory):
     """Every CLI case run at once (each is its own process), in its own empty directory."""
 
-    def run_case(case):
+    # Directories first, in this thread: tmp_path_factory is not thread-safe (its numbered
+    # directories and their "current" link race when several threads create them at once).
+    run_roots = [tmp_path_factory.mktemp("bad") for _ in RUN_CASES]
+    sample_roots = [tmp_path_factory.mktemp("sample") for _ in SAMPLE_CASES]
+
+    def run_case(case, root):
         name, filename, content, _ = case
-        root = tmp_path_factory.mktemp("bad")
         work = root / "work"
         work.mkdir()
         path = work / filename
@@ -93,14 +97,19 @@ def cli_results(tmp_path_factory):
             write_toml(path, content)
         return root, run_cli("run", filename, "--quiet", cwd=work)
 
-    def run_sample(case):
-        root = tmp_path_factory.mktemp("sample")
+    def run_sample(case, root):
         return root, run_cli("sample", str(root / "no-run"), *case[1], cwd=root)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        runs = dict(zip([c[0] for c in RUN_CASES], pool.map(run_case, RUN_CASES), strict=True))
+        runs = dict(
+            zip([c[0] for c in RUN_CASES], pool.map(run_case, RUN_CASES, run_roots), strict=True)
+        )
         samples = dict(
-            zip([c[0] for c in SAMPLE_CASES], pool.map(run_sample, SAMPLE_CASES), strict=True)
+            zip(
+                [c[0] for c in SAMPLE_CASES],
+                pool.map(run_sample, SAMPLE_CASES, sample_roots),
+                strict=True,
+            )
         )
     return runs, samples
 
