@@ -55,6 +55,15 @@ def confusion_sums(logits_BxHxWxK, seg_BxHxW, mask_B) -> dict[str, jax.Array]:
     }
 
 
+def class_iou(tp, fp, fn) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class IoU_k = TP_k / (TP_k + FP_k + FN_k) (0 where the union is empty) and which
+    classes occur in the predictions or the truth (union > 0)."""
+    tp, fp, fn = (np.asarray(a, np.float64) for a in (tp, fp, fn))
+    union = tp + fp + fn
+    present = union > 0
+    return np.where(present, tp / np.maximum(union, 1e-12), 0.0), present
+
+
 def iou_metrics(tp, fp, fn) -> dict[str, float]:
     """Mean IoU over classes that occur (in predictions or truth), with and without class 0.
 
@@ -63,10 +72,7 @@ def iou_metrics(tp, fp, fn) -> dict[str, float]:
       >>> iou_metrics(tp, fp, fn)  # class 2 never occurs; IoU_0 = 3/4, IoU_1 = 1/2
       {'mean_iou': 0.625, 'foreground_iou': 0.5}
     """
-    tp, fp, fn = (np.asarray(a, np.float64) for a in (tp, fp, fn))
-    union = tp + fp + fn
-    present = union > 0
-    iou = np.where(present, tp / np.maximum(union, 1e-12), 0.0)
+    iou, present = class_iou(tp, fp, fn)
 
     def mean(keep):
         return float(iou[keep].mean()) if keep.any() else 0.0
@@ -168,12 +174,11 @@ class SegmentationTask(TaskDefaults):
         plot_segmentation(
             x[:_SHOWN], seg[:_SHOWN], pred[:_SHOWN], names, directory / "segmentation.png"
         )
-        iou = {}
-        for c in range(k):
-            union = np.sum((pred == c) | (seg == c))
-            if union:
-                iou[f"test_iou_{names[c]}"] = float(np.sum((pred == c) & (seg == c)) / union)
-        return iou
+        tp = np.bincount(seg[pred == seg], minlength=k)
+        fp = np.bincount(pred.ravel(), minlength=k) - tp
+        fn = np.bincount(seg.ravel(), minlength=k) - tp
+        iou, present = class_iou(tp, fp, fn)
+        return {f"test_iou_{names[c]}": float(iou[c]) for c in range(k) if present[c]}
 
 
 def plot_segmentation(x_NxHxWxC, seg_NxHxW, pred_NxHxW, names: list, path: pathlib.Path) -> None:
