@@ -93,3 +93,38 @@ def test_fingerprint_is_stable_and_sees_any_changed_value(digits):
     assert changed.fingerprint()["sha256"] != fp["sha256"]
     other_seed = load_dataset(XorConfig(seed=1)).fingerprint()
     assert other_seed["sha256"] != load_dataset(XorConfig()).fingerprint()["sha256"]
+
+
+def test_digits_binarize_thresholds_raw_pixels_at_half_ink():
+    raw = load_dataset(DigitsConfig(preprocess="none"))
+    binary = load_dataset(DigitsConfig(preprocess="none", binarize=True))
+    pairs = zip(
+        (raw.train, raw.val, raw.test), (binary.train, binary.val, binary.test), strict=True
+    )
+    for r, b in pairs:
+        np.testing.assert_array_equal(b.x, (r.x >= 8).astype(np.float32))
+        np.testing.assert_array_equal(b.y, r.y)
+    assert 0.2 < binary.train.x.mean() < 0.5  # both values occur, in digit-like amounts
+
+
+def test_digits_holdout_classes_leave_training_and_validation_only(digits):
+    held = load_dataset(DigitsConfig(holdout_classes=[3, 7]))
+    for split in (held.train, held.val):
+        assert not np.isin(split.y, [3, 7]).any()
+    kept = ~np.isin(digits.train.y, [3, 7])
+    assert len(held.train) == int(kept.sum())
+    np.testing.assert_array_equal(held.test.y, digits.test.y)  # every digit, labels unchanged
+    assert held.info["holdout_classes"] == [3, 7] and held.num_classes == 10
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"binarize": True}, "binarize = true needs preprocess = 'none'"),
+        ({"holdout_classes": [3, 3]}, "distinct digits"),
+        ({"holdout_classes": [1], "classes": [1, 2]}, "needs classes unset"),
+    ],
+)
+def test_digits_option_conflicts_are_refused(fields, words):
+    with pytest.raises(ValueError, match=words):
+        DigitsConfig(**fields)

@@ -13,6 +13,13 @@ from dlcore.data.subsets import cap_per_class, select_classes
 _SPLIT_SEED = 0
 _VAL_FRACTION = 0.15
 _TEST_FRACTION = 0.15
+_HALF_INK = 8.0  # pixel values run 0..16
+
+
+def _without(split: Split, digits: list[int]) -> Split:
+    """The examples of ``split`` whose label is not in ``digits`` (order kept)."""
+    keep = ~np.isin(split.y, digits)
+    return Split(split.x[keep], split.y[keep])
 
 
 class DigitsConfig(Section):
@@ -23,7 +30,11 @@ class DigitsConfig(Section):
     ``classes`` keeps some digits, relabelled 0..k-1 in the order given (digits 5-9 as a
     transfer-learning target: ``classes = [5, 6, 7, 8, 9]``), and ``train_per_class`` keeps
     the first n training images of each (the small-target-data regime); the split itself is
-    unchanged, so validation and test stay comparable.
+    unchanged, so validation and test stay comparable. ``holdout_classes`` removes digits
+    from training and validation only, labels unchanged: the test split then holds digits
+    no model has seen (novelty detection); ``info["holdout_classes"]`` names them.
+    ``binarize`` turns pixels into 0/1 (at half ink, 8 of 16), for RBMs and other
+    binary-visible models; it needs ``preprocess = "none"``.
     ``preprocess`` is fitted on the training split only: ``standardize`` (per feature),
     ``channel_mean`` (images: subtract the training mean of each channel) or ``none``
     (raw pixel values 0..16).
@@ -44,6 +55,13 @@ class DigitsConfig(Section):
     train_per_class: PositiveInt | None = Field(
         None, description="keep the first n training images of each class"
     )
+    binarize: bool = Field(
+        False, description="pixels >= 8 (half ink) become 1.0, others 0.0 (needs preprocess none)"
+    )
+    holdout_classes: list[int] = Field(
+        default_factory=list,
+        description="digits left out of training and validation; the test split keeps them",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -60,6 +78,16 @@ class DigitsConfig(Section):
                 raise ValueError("classes needs targets = ['digit']")
         if self.train_per_class is not None and self.targets != ["digit"]:
             raise ValueError("train_per_class needs targets = ['digit']")
+        if self.binarize and self.preprocess != "none":
+            raise ValueError("binarize = true needs preprocess = 'none' (pixels become 0 or 1)")
+        if self.holdout_classes:
+            held = self.holdout_classes
+            if any(not 0 <= c <= 9 for c in held) or len(set(held)) != len(held):
+                raise ValueError(f"holdout_classes must be distinct digits 0-9; got {held}")
+            if len(held) > 8:
+                raise ValueError("holdout_classes must leave at least two digits to train on")
+            if self.classes is not None or self.targets != ["digit"]:
+                raise ValueError("holdout_classes needs classes unset and targets = ['digit']")
         return self
 
 
@@ -93,6 +121,8 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
         if cfg.image_size != 8:
             a = resize_matrix(8, cfg.image_size)
             x = np.einsum("ih,nhwc,jw->nijc", a, x, a).astype(np.float32)
+    if cfg.binarize:
+        x = (x >= _HALF_INK).astype(np.float32)
     y = y.astype(np.int32)
     x_rest, x_test, y_rest, y_test = train_test_split(
         x, y, test_size=_TEST_FRACTION, stratify=y, random_state=_SPLIT_SEED
@@ -109,9 +139,13 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
     if cfg.classes is not None:
         splits = [select_classes(s, cfg.classes) for s in splits]
         num_classes = len(cfg.classes)
+    if cfg.holdout_classes:
+        splits[:2] = [_without(s, cfg.holdout_classes) for s in splits[:2]]
     if cfg.train_per_class is not None:
         splits[0] = cap_per_class(splits[0], cfg.train_per_class)
     info = {"image_shape": [cfg.image_size] * 2 if cfg.layout == "image" else [8, 8]}
+    if cfg.holdout_classes:
+        info["holdout_classes"] = list(cfg.holdout_classes)
     if cfg.targets != ["digit"]:
         classes = {"digit": 10, "parity": 2}
         info["targets"] = {t: classes[t] for t in cfg.targets}
