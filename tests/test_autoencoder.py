@@ -52,7 +52,8 @@ def test_loss_and_mse_are_the_mean_squared_reconstruction_error():
         x_hat = np.asarray(task.decoder.apply({"params": params["decoder"]}, z_BxK, train=False))
         expected = np.mean((x_hat - x_BxD) ** 2)  # (1/B) sum_i (1/D) sum_d (x_hat - x)^2
 
-        loss, (per_example_B, _, _) = task.objective(params, state, {"x": x_BxD}, train=False)
+        loss, out = task.objective(params, state, {"x": x_BxD}, train=False)
+        per_example_B = out.per_example
         sums = task.eval_step(state, {"x": x_BxD})
         assert loss.dtype == jnp.float64
         np.testing.assert_allclose(loss, expected, rtol=1e-12)
