@@ -165,6 +165,17 @@ PROGRAMS = {
         {"models": {"generator": MLP, "discriminator": MLP}},
         {"name": "gan"},
     ),
+    "stacked_autoencoder": (
+        "digits",
+        None,
+        {
+            "name": "stacked_autoencoder",
+            "widths": [4, 3],
+            "steps_per_layer": 1,
+            "corruption": "masking",
+            "corruption_level": 0.2,
+        },
+    ),
 }
 
 MLP_VARIANTS = {

@@ -15,6 +15,7 @@ from dlcore.tasks.multitask import MultitaskConfig
 from dlcore.tasks.perceptron import PerceptronConfig
 from dlcore.tasks.segmentation import SegmentationConfig
 from dlcore.tasks.sequence import TaggingConfig
+from dlcore.tasks.stacked_autoencoder import StackedAutoencoderConfig
 from dlcore.tasks.supervised import (
     BinaryClassificationConfig,
     ClassificationConfig,
@@ -40,6 +41,9 @@ TASKS: dict[str, TaskEntry] = {
     "embedding": TaskEntry(EmbeddingConfig, "metric learning, contrastive or triplet loss"),
     "perceptron": TaskEntry(PerceptronConfig, "online perceptron; its rule is the update"),
     "autoencoder": TaskEntry(AutoencoderConfig, "reconstruct x through a narrow code (no labels)"),
+    "stacked_autoencoder": TaskEntry(
+        StackedAutoencoderConfig, "autoencoders stacked and trained greedily, layer by layer"
+    ),
     "gan": TaskEntry(GANConfig, "generator vs discriminator, non-saturating GAN loss"),
     "segmentation": TaskEntry(SegmentationConfig, "a class per pixel; pixel accuracy and IoU"),
     "tagging": TaskEntry(TaggingConfig, "per-step classification (tagging, generation, LM)"),
