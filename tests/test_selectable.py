@@ -39,9 +39,18 @@ TINY_DATA = {
     },
     "ring": {"name": "ring", "n_samples": 80},
     "shapes": {"name": "shapes", "n_samples": 60, "image_size": 12, "min_size": 0.25},
+    "stdlib_words": {"name": "stdlib_words", "max_files": 2, "min_count": 2, "context": 2},
 }
 # Token and sequence data sets take no input preprocessing.
-SEQUENCE_DATA = ("parity", "dyck_depth", "number_words", "adding", "stdlib_chars", "stdlib_lines")
+SEQUENCE_DATA = (
+    "parity",
+    "dyck_depth",
+    "number_words",
+    "adding",
+    "stdlib_chars",
+    "stdlib_lines",
+    "stdlib_words",
+)
 RNN = {"name": "rnn", "features": 4, "embed_dim": 4}
 MLP = {"name": "mlp", "widths": [4]}
 DIGIT_IMAGES = {"name": "digits", "layout": "image"}  # 8x8x1
@@ -87,6 +96,11 @@ PROGRAMS = {
         {"name": "multitask"},
     ),
     "perceptron": ("blobs", None, {"name": "perceptron"}),
+    "word2vec": (
+        "stdlib_words",
+        None,
+        {"name": "word2vec", "dim": 4, "window": 2, "negatives": 2, "subsample": 0.0},
+    ),
     "mlp/embedding_contrastive": ("spirals", MLP, {"name": "embedding", "loss": "contrastive"}),
     "mlp/embedding_triplet": ("spirals", MLP, {"name": "embedding", "loss": "triplet"}),
     "lenet5/classification+lrn": (
@@ -175,6 +189,16 @@ PROGRAMS = {
             "corruption": "masking",
             "corruption_level": 0.2,
         },
+    ),
+    "rbm": (
+        {"name": "digits", "preprocess": "none", "binarize": True},
+        None,
+        {"name": "rbm", "hidden": 4, "method": "pcd", "k": 2, "chains": 5},
+    ),
+    "dbn": (
+        "digits",  # standardized: Gaussian visible units at the bottom
+        None,
+        {"name": "dbn", "widths": [4, 3], "steps_per_layer": 1, "visible": "gaussian"},
     ),
 }
 

@@ -19,6 +19,7 @@ from dlcore.data.sequences import (
 from dlcore.data.shapes import ShapesConfig, make_shapes
 from dlcore.data.stdlib_lines import StdlibLinesConfig, make_stdlib_lines
 from dlcore.data.stdlib_text import StdlibCharsConfig, make_stdlib_chars
+from dlcore.data.stdlib_words import StdlibWordsConfig, make_stdlib_words
 from dlcore.data.synthetic import (
     BlobsConfig,
     LineConfig,
@@ -63,6 +64,9 @@ DATASETS: dict[str, DatasetEntry] = {
     ),
     "stdlib_lines": DatasetEntry(
         StdlibLinesConfig, make_stdlib_lines, "stdlib source lines: code/comment/docstring/string"
+    ),
+    "stdlib_words": DatasetEntry(
+        StdlibWordsConfig, make_stdlib_words, "words of the stdlib's docstrings and comments"
     ),
 }
 

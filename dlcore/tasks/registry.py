@@ -9,10 +9,12 @@ from typing import NamedTuple
 
 from dlcore.tasks.autoencoder import AutoencoderConfig
 from dlcore.tasks.context import TaskSection
+from dlcore.tasks.dbn import DBNConfig
 from dlcore.tasks.embedding import EmbeddingConfig
 from dlcore.tasks.gan import GANConfig
 from dlcore.tasks.multitask import MultitaskConfig
 from dlcore.tasks.perceptron import PerceptronConfig
+from dlcore.tasks.rbm import RBMConfig
 from dlcore.tasks.segmentation import SegmentationConfig
 from dlcore.tasks.sequence import TaggingConfig
 from dlcore.tasks.stacked_autoencoder import StackedAutoencoderConfig
@@ -22,6 +24,7 @@ from dlcore.tasks.supervised import (
     RegressionConfig,
 )
 from dlcore.tasks.tbptt import TruncatedBPTTConfig
+from dlcore.tasks.word2vec import Word2VecConfig
 
 
 class TaskEntry(NamedTuple):
@@ -50,4 +53,7 @@ TASKS: dict[str, TaskEntry] = {
     "truncated_bptt": TaskEntry(
         TruncatedBPTTConfig, "per-step classification over streams, state carried across chunks"
     ),
+    "word2vec": TaskEntry(Word2VecConfig, "skip-gram / CBOW word vectors, negative sampling"),
+    "rbm": TaskEntry(RBMConfig, "restricted Boltzmann machine, CD-k or persistent CD"),
+    "dbn": TaskEntry(DBNConfig, "deep belief net: RBMs stacked and trained greedily"),
 }

@@ -1,0 +1,43 @@
+"""Energy-based models as pure functions (restricted Boltzmann machines)."""
+
+from dlcore.energy.rbm import (
+    VISIBLE_UNITS,
+    ChainNoise,
+    RBMParams,
+    cd_gradient,
+    draw_noise,
+    energy,
+    flip_gaps,
+    free_energy,
+    gibbs_step,
+    hidden_probs,
+    one_bit_pll,
+    pseudo_log_likelihood,
+    reconstruct,
+    run_chain,
+    sample,
+    sample_chains,
+    sample_visible,
+    visible_mean,
+)
+
+__all__ = [
+    "VISIBLE_UNITS",
+    "ChainNoise",
+    "RBMParams",
+    "cd_gradient",
+    "draw_noise",
+    "energy",
+    "flip_gaps",
+    "free_energy",
+    "gibbs_step",
+    "hidden_probs",
+    "one_bit_pll",
+    "pseudo_log_likelihood",
+    "reconstruct",
+    "run_chain",
+    "sample",
+    "sample_chains",
+    "sample_visible",
+    "visible_mean",
+]
