@@ -28,7 +28,7 @@ from dlcore.tasks.autoencoder import AutoencoderTask
 from dlcore.tasks.autoencoder_penalties import Sparsity, kl_sparsity, mean_activation
 from dlcore.tasks.corruption import add_gaussian_noise, make_corruption, mask_features
 from dlcore.tasks.tied_weights import drop_kernels
-from tests.helpers import REPO, write_toml
+from tests.helpers import REPO, StopAfter, write_toml
 
 B, D, H, K = 6, 5, 4, 3  # batch, input features, hidden width, code width
 MASK_B = np.array([1, 1, 1, 1, 1, 0], np.float32)  # the last row is padding
@@ -342,18 +342,6 @@ def test_a_saved_config_loads_again(name, tmp_path):
     cfg = load_config(REPO / "experiments" / f"{name}.toml")
     save_config(cfg, tmp_path / "config.toml")
     assert load_config(tmp_path / "config.toml") == cfg
-
-
-class StopAfter:
-    """Asks the loop to stop once it has polled ``n`` times (no clock involved)."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    @property
-    def requested(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
 
 
 def test_denoising_run_resumes_bit_identically(tmp_path):

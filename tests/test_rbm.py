@@ -18,7 +18,7 @@ from dlcore.engine.loop import fit
 from dlcore.experiment import build
 from dlcore.runs.run_dir import RunDir
 from dlcore.tasks.rbm import RBMTask
-from tests.helpers import REPO
+from tests.helpers import REPO, StopAfter
 
 V, H, B = 6, 4, 5
 LR = 0.3
@@ -213,18 +213,6 @@ def test_cd_gradient_is_the_gradient_of_the_free_energy_difference(visible):
         )
         for a, b in zip(got, want, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
-class StopAfter:
-    """Asks the loop to stop once it has polled ``n`` times (no clock involved)."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    @property
-    def requested(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
 
 
 def test_a_pcd_run_stopped_and_resumed_equals_an_uninterrupted_one_bit_for_bit(tmp_path):

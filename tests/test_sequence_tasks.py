@@ -16,7 +16,7 @@ from dlcore.models.rnn import SequenceModel
 from dlcore.runs.run_dir import RunDir
 from dlcore.tasks.sequence import TaggingTask, per_step_sums, step_weights
 from dlcore.tasks.tbptt import TruncatedBPTTTask
-from tests.helpers import REPO
+from tests.helpers import REPO, StopAfter
 
 SMALL = ["model.features=16", "optimizer.learning_rate=0.03"]
 SHAPES = {  # shipped experiment, shrunk: many-to-one, many-to-many, one-to-many, regression
@@ -166,18 +166,6 @@ def test_truncated_bptt_carries_the_state_into_the_next_chunk():
     _, logits_fresh = run(state2.params, chunks[0])
     fresh = optax.softmax_cross_entropy_with_integer_labels(logits_fresh, chunks[0]["y"]).sum()
     np.testing.assert_allclose(sums3["loss"], fresh, rtol=1e-5)
-
-
-class StopAfter:
-    """Asks the loop to stop once it has polled ``n`` times."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    @property
-    def requested(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
 
 
 def test_truncated_bptt_resume_is_exact(tmp_path):
