@@ -127,7 +127,9 @@ def pretrained(tmp_path_factory):
 
 
 def _table():
-    spec = importlib.util.spec_from_file_location("dbn_table", REPO / "examples" / "dbn_table.py")
+    spec = importlib.util.spec_from_file_location(
+        "table", REPO / "examples" / "pretraining_table.py"
+    )
     table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table)
     return table
@@ -149,7 +151,7 @@ def test_a_sigmoid_mlp_fine_tunes_from_the_dbn_end_to_end(pretrained):
     root, _ = pretrained
     source = restore_run(root / "pretrain", "latest").state.params
     # The shipped fine-tuning experiment, shrunk to the DBN's widths, with the [init]
-    # overrides examples/dbn_table.py passes (map = {"" = "encoder"}, a new head).
+    # overrides examples/pretraining_table.py passes (map = {"" = "encoder"}, a new head).
     overrides = ["model.widths=[6, 4]", "train.epochs=3", "train.eval_every=1"]
     overrides += _table().warm_start(root / "pretrain", 2)
     path = REPO / "experiments" / "digits_dbn_finetune.toml"

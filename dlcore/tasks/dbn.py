@@ -19,7 +19,8 @@ samples of the top RBM's Gibbs chains propagated down to the pixels (``samples.p
     exclude = ["Dense_<L>"]     # the classifier's new head
     allow_unused = true         # the visible biases
 
-(``experiments/digits_dbn_finetune.toml``; the accuracy table: ``examples/dbn_table.py``.)
+(``experiments/digits_dbn_finetune.toml``; the accuracy table:
+``python examples/pretraining_table.py --family dbn``.)
 """
 
 from typing import Literal
