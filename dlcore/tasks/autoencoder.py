@@ -56,7 +56,7 @@ from dlcore.tasks.autoencoder_report import (
 )
 from dlcore.tasks.base import apply_model
 from dlcore.tasks.context import BuildContext, TaskSection
-from dlcore.tasks.corruption import CORRUPTIONS, Corruption, make_corruption
+from dlcore.tasks.corruption import CORRUPTIONS, Corruption, check_corruption_level, make_corruption
 from dlcore.tasks.tied_weights import check_mirrored, drop_kernels, tied_decoder_params
 
 PerExample = Callable[[jax.Array, jax.Array], jax.Array]  # (reconstruction, x) -> [B]
@@ -320,13 +320,7 @@ class AutoencoderConfig(TaskSection):
         # spells every default out, and must load again for resume and eval.
         if self.sparsity_target != _DEFAULT_TARGET and self.sparsity_kl == 0:
             raise ValueError("sparsity_target is the KL term's rate: set sparsity_kl > 0 too")
-        if self.corruption == "none" and self.corruption_level is not None:
-            raise ValueError("corruption_level needs corruption = 'masking' or 'gaussian'")
-        if self.corruption != "none" and self.corruption_level is None:
-            level = "the drop probability p" if self.corruption == "masking" else "sigma"
-            raise ValueError(f"corruption = {self.corruption!r} needs corruption_level ({level})")
-        if self.corruption == "masking" and self.corruption_level >= 1:
-            raise ValueError(f"masking needs corruption_level < 1; got {self.corruption_level}")
+        check_corruption_level(self.corruption, self.corruption_level)
         return self
 
     def needs(self) -> tuple[Need, ...]:

@@ -73,3 +73,19 @@ def make_corruption(name: str, level: float) -> Corruption | None:
         return corrupt(key, x, level)
 
     return corruption
+
+
+def check_corruption_level(corruption: str, level: float | None) -> None:
+    """The rules a ``corruption``/``corruption_level`` pair of config fields must meet.
+
+    Raises:
+      ValueError: a level without a corruption, a corruption without a level, or a masking
+        probability of 1 or more (every input would be dropped).
+    """
+    if corruption == "none" and level is not None:
+        raise ValueError("corruption_level needs corruption = 'masking' or 'gaussian'")
+    if corruption != "none" and level is None:
+        what = "the drop probability p" if corruption == "masking" else "sigma"
+        raise ValueError(f"corruption = {corruption!r} needs corruption_level ({what})")
+    if corruption == "masking" and level >= 1:
+        raise ValueError(f"masking needs corruption_level < 1; got {level}")

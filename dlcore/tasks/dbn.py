@@ -27,8 +27,8 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from dlcore.config.errors import FieldError
 from dlcore.tasks.context import BuildContext
+from dlcore.tasks.greedy import check_stage_budget
 from dlcore.tasks.rbm import RBMSection, RBMTask
 
 
@@ -46,14 +46,7 @@ class DBNConfig(RBMSection):
     def build(self, ctx: BuildContext) -> RBMTask:
         train = ctx.cfg.train
         total = train.epochs * (ctx.data.sizes["train"] // train.batch_size)
-        needed = len(self.widths) * self.steps_per_layer
-        if total < needed:
-            raise FieldError(
-                "task.steps_per_layer",
-                f"{len(self.widths)} layers x {self.steps_per_layer} steps need {needed} "
-                f"updates; the run has {total} (train.epochs x batches per epoch): lower "
-                "steps_per_layer or raise train.epochs",
-            )
+        check_stage_budget(total, len(self.widths), self.steps_per_layer)
         return RBMTask(
             tuple(self.widths),
             steps_per_layer=self.steps_per_layer,

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlcore.config.errors import FieldError
 from dlcore.optim.freezing import param_paths, path_matches
 
 LayerPatterns = Sequence[Sequence[str]]  # layer index -> globs of its parameter paths
@@ -172,3 +173,24 @@ def greedy_update(
     updates, opt_state = optimizer.update(grads, opt_state, params)
     updates = mask_updates(updates, ids, active_layer(step, steps_per_layer, num_layers))
     return optax.apply_updates(params, updates), opt_state
+
+
+def check_stage_budget(total_steps: int, num_layers: int, steps_per_layer: int) -> None:
+    """Refuses a run too short to give every layer its S steps (``total >= L S``).
+
+    Args:
+      total_steps: the run's updates (``train.epochs`` x batches per epoch).
+      num_layers: L.
+      steps_per_layer: S.
+
+    Raises:
+      FieldError: naming ``task.steps_per_layer``, the steps needed and the run's.
+    """
+    needed = num_layers * steps_per_layer
+    if total_steps < needed:
+        raise FieldError(
+            "task.steps_per_layer",
+            f"{num_layers} layers x {steps_per_layer} steps need {needed} updates; the run "
+            f"has {total_steps} (train.epochs x batches per epoch): lower steps_per_layer or "
+            "raise train.epochs",
+        )

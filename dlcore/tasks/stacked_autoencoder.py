@@ -48,7 +48,6 @@ import optax
 from pydantic import Field, PositiveInt, model_validator
 
 from dlcore.activations import ACTIVATIONS, get_activation
-from dlcore.config.errors import FieldError
 from dlcore.config.section import one_of
 from dlcore.data.dataset import Dataset
 from dlcore.data.needs import Need
@@ -58,8 +57,8 @@ from dlcore.initializers import get_initializer
 from dlcore.losses import mean_squared_error, reduce_loss
 from dlcore.tasks.autoencoder_report import plot_reconstructions
 from dlcore.tasks.context import BuildContext, TaskSection
-from dlcore.tasks.corruption import CORRUPTIONS, Corruption, make_corruption
-from dlcore.tasks.greedy import active_layer, greedy_update, layer_ids
+from dlcore.tasks.corruption import CORRUPTIONS, Corruption, check_corruption_level, make_corruption
+from dlcore.tasks.greedy import active_layer, check_stage_budget, greedy_update, layer_ids
 
 _REPORT_EXAMPLES = 10
 _REPORT_BATCH = 1024  # bounds the memory of evaluating a large test split at once
@@ -275,13 +274,7 @@ class StackedAutoencoderConfig(TaskSection):
     @model_validator(mode="after")
     def _corruption_level_fits(self):
         # The same rules and words as the autoencoder task's denoising fields.
-        if self.corruption == "none" and self.corruption_level is not None:
-            raise ValueError("corruption_level needs corruption = 'masking' or 'gaussian'")
-        if self.corruption != "none" and self.corruption_level is None:
-            level = "the drop probability p" if self.corruption == "masking" else "sigma"
-            raise ValueError(f"corruption = {self.corruption!r} needs corruption_level ({level})")
-        if self.corruption == "masking" and self.corruption_level >= 1:
-            raise ValueError(f"masking needs corruption_level < 1; got {self.corruption_level}")
+        check_corruption_level(self.corruption, self.corruption_level)
         return self
 
     def needs(self) -> tuple[Need, ...]:
@@ -290,14 +283,7 @@ class StackedAutoencoderConfig(TaskSection):
     def build(self, ctx: BuildContext) -> StackedAutoencoderTask:
         train = ctx.cfg.train
         total = train.epochs * (ctx.data.sizes["train"] // train.batch_size)
-        needed = len(self.widths) * self.steps_per_layer
-        if total < needed:
-            raise FieldError(
-                "task.steps_per_layer",
-                f"{len(self.widths)} layers x {self.steps_per_layer} steps need {needed} "
-                f"updates; the run has {total} (train.epochs x batches per epoch): lower "
-                "steps_per_layer or raise train.epochs",
-            )
+        check_stage_budget(total, len(self.widths), self.steps_per_layer)
         shape = ctx.data.info.get("image_shape")
         return StackedAutoencoderTask(
             tuple(self.widths),
