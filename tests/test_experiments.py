@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from dlcore.config.loading import load_config
+from dlcore.config.loading import load_config, save_config
 from dlcore.engine.loop import fit
 from dlcore.experiment import build
 from tests.helpers import REPO
@@ -34,3 +34,12 @@ def test_shipped_experiment_reaches_its_accuracy(stem, threshold):
     result = fit(task, data, cfg.train, cfg.seed)
     assert result.status == "completed"
     assert result.final["test"]["accuracy"] >= threshold
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_a_saved_config_loads_back_equal(path: pathlib.Path, tmp_path):
+    """A run directory's config.toml spells every field out; resume and eval read it back,
+    so a validator that tells given fields from defaults must still accept it."""
+    cfg = load_config(path)
+    save_config(cfg, tmp_path / "config.toml")
+    assert load_config(tmp_path / "config.toml") == cfg

@@ -187,6 +187,9 @@ class ResNet(nn.Module):
         return nn.Dense(self.out_features, name="head")(h_BxC)
 
 
+_DEFAULT_BLOCKS = 3  # residual blocks per stage when neither blocks_per_stage nor depth is given
+
+
 class ResNetConfig(Section):
     """ResNet (or with ``plain = true`` the same net without shortcuts) for images.
 
@@ -197,7 +200,11 @@ class ResNetConfig(Section):
     name: Literal["resnet"] = "resnet"
     block: one_of(BLOCKS, "resnet block") = "basic"
     widths: list[PositiveInt] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
-    blocks_per_stage: list[PositiveInt] = Field(default_factory=lambda: [3, 3, 3], min_length=1)
+    # None, not [3, 3, 3]: a saved run's config.toml spells every set field out, so a default
+    # list would read back as "given" beside depth and the run could not be resumed.
+    blocks_per_stage: list[PositiveInt] | None = Field(
+        None, min_length=1, description=f"default: {_DEFAULT_BLOCKS} per stage (or depth)"
+    )
     depth: PositiveInt | None = Field(None, description="weighted layers, e.g. 20, 32, 56")
     shortcut: one_of(SHORTCUTS, "resnet shortcut") = "projection"
     plain: bool = Field(False, description="no shortcuts: the plain net of the same depth")
@@ -206,7 +213,7 @@ class ResNetConfig(Section):
 
     @model_validator(mode="after")
     def _one_depth(self):
-        if self.depth is not None and "blocks_per_stage" in self.model_fields_set:
+        if self.depth is not None and self.blocks_per_stage is not None:
             raise ValueError("give depth or blocks_per_stage, not both")
         per_block = LAYERS_PER_BLOCK[self.block]
         if self.depth is not None:
@@ -217,7 +224,7 @@ class ResNetConfig(Section):
                     f"blocks + 2 for {self.block} blocks (e.g. "
                     f"{per_block * len(self.widths) + 2} or {2 * per_block * len(self.widths) + 2})"
                 )
-        elif len(self.blocks_per_stage) != len(self.widths):
+        elif self.blocks_per_stage is not None and len(self.blocks_per_stage) != len(self.widths):
             raise ValueError(
                 f"blocks_per_stage has {len(self.blocks_per_stage)} stages but widths has "
                 f"{len(self.widths)}; give one of each per stage"
@@ -226,7 +233,7 @@ class ResNetConfig(Section):
 
     def stage_blocks(self) -> tuple[int, ...]:
         if self.depth is None:
-            return tuple(self.blocks_per_stage)
+            return tuple(self.blocks_per_stage or [_DEFAULT_BLOCKS] * len(self.widths))
         n = (self.depth - 2) // (LAYERS_PER_BLOCK[self.block] * len(self.widths))
         return (n,) * len(self.widths)
 
