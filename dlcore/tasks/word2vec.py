@@ -30,6 +30,7 @@ import optax
 from pydantic import Field, PositiveInt
 
 from dlcore.config.errors import FieldError
+from dlcore.config.section import one_of
 from dlcore.data.dataset import Dataset
 from dlcore.data.needs import Need
 from dlcore.engine.state import TrainState, apply_gradients
@@ -148,7 +149,7 @@ class Word2VecConfig(TaskSection):
     model_roles: ClassVar[tuple[str, ...]] = ()
 
     name: Literal["word2vec"] = "word2vec"
-    method: Literal[METHODS] = Field("skipgram", description="skipgram or cbow")  # type: ignore[valid-type]
+    method: one_of(METHODS, "word2vec method") = Field("skipgram", description="skipgram or cbow")
     dim: PositiveInt = Field(100, description="embedding width D")
     window: PositiveInt = Field(5, description="largest dynamic window (<= data.context)")
     negatives: PositiveInt = Field(5, description="noise words per pair (per centre for CBOW)")
