@@ -218,8 +218,9 @@ def split_fractions(
 
 
 def apply_preprocessing(data: Dataset, name: str) -> Dataset:
-    """Applies ``standardize`` / ``channel_mean`` fitted on ``data.train`` to every split's
-    ``x`` (``none`` returns ``data`` unchanged). Test statistics never leak into the inputs."""
+    """Applies ``standardize`` / ``channel_mean`` / ``unit`` fitted on ``data.train`` to every
+    split's ``x`` (``none`` returns ``data`` unchanged). Test statistics never leak into the
+    inputs. ``unit`` also records ``info["pixel_range"] = [0.0, 1.0]``."""
     if name == "none":
         return data
     from dlcore.data.preprocess import PREPROCESSORS  # jax-based; imported when used
@@ -235,7 +236,11 @@ def apply_preprocessing(data: Dataset, name: str) -> Dataset:
         train=transformed(data.train),
         val=transformed(data.val),
         test=transformed(data.test),
-        info={**data.info, "preprocess": name},
+        info={
+            **data.info,
+            "preprocess": name,
+            **({"pixel_range": [0.0, 1.0]} if name == "unit" else {}),
+        },
     )
 
 

@@ -36,8 +36,9 @@ class DigitsConfig(Section):
     ``binarize`` turns pixels into 0/1 (at half ink, 8 of 16), for RBMs and other
     binary-visible models; it needs ``preprocess = "none"``.
     ``preprocess`` is fitted on the training split only: ``standardize`` (per feature),
-    ``channel_mean`` (images: subtract the training mean of each channel) or ``none``
-    (raw pixel values 0..16).
+    ``channel_mean`` (images: subtract the training mean of each channel), ``unit`` (pixels
+    / 16, in [0, 1]: for generative models) or ``none`` (raw pixel values 0..16).
+    ``unit`` and ``binarize`` record ``info["pixel_range"] = [0.0, 1.0]``.
     """
 
     name: Literal["digits"] = "digits"
@@ -47,7 +48,7 @@ class DigitsConfig(Section):
         min_length=1,
         description="one target: labels [N]; several (multi-task): columns [N, K]",
     )
-    preprocess: Literal["standardize", "channel_mean", "none"] = "standardize"
+    preprocess: Literal["standardize", "channel_mean", "unit", "none"] = "standardize"
     image_size: Literal[8, 16, 32] = Field(8, description="image side (layout = 'image')")
     classes: list[int] | None = Field(
         None, min_length=2, description="digits to keep, relabelled 0..k-1 in this order"
@@ -144,6 +145,8 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
     if cfg.train_per_class is not None:
         splits[0] = cap_per_class(splits[0], cfg.train_per_class)
     info = {"image_shape": [cfg.image_size] * 2 if cfg.layout == "image" else [8, 8]}
+    if cfg.binarize:
+        info["pixel_range"] = [0.0, 1.0]
     if cfg.holdout_classes:
         info["holdout_classes"] = list(cfg.holdout_classes)
     if cfg.targets != ["digit"]:

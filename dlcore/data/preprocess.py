@@ -77,7 +77,36 @@ def apply_channel_mean(x_NxHxWxC: jax.Array, stats: ChannelMean) -> jax.Array:
     return x_NxHxWxC - stats.mean.reshape(1, 1, 1, -1)
 
 
+class UnitRange(NamedTuple):
+    """The smallest and largest training input (scalars): the range mapped onto [0, 1]."""
+
+    low: jax.Array
+    high: jax.Array
+
+
+def fit_unit_range(train_x: jax.Array) -> UnitRange:
+    """The training inputs' overall minimum and maximum (digits: 0 and 16), for generative
+    models whose likelihoods and output activations need pixels in [0, 1].
+
+    Example:
+      >>> stats = fit_unit_range(jnp.array([[0.0, 16.0], [4.0, 8.0]]))
+      >>> apply_unit_range(jnp.array([[8.0, 16.0]]), stats)
+      Array([[0.5, 1. ]], dtype=float32)
+    """
+    low, high = jnp.min(train_x), jnp.max(train_x)
+    if not bool(high > low):
+        raise ValueError(f"preprocess 'unit' needs inputs that vary; every value is {float(low)}")
+    return UnitRange(low=low, high=high)
+
+
+def apply_unit_range(x: jax.Array, stats: UnitRange) -> jax.Array:
+    """x' = (x - low) / (high - low): one affine map for every feature, so images keep
+    their contrast (unlike per-feature standardization)."""
+    return (x - stats.low) / (stats.high - stats.low)
+
+
 PREPROCESSORS = {
     "standardize": (fit_standardization, apply_standardization),
     "channel_mean": (fit_channel_mean, apply_channel_mean),
+    "unit": (fit_unit_range, apply_unit_range),
 }

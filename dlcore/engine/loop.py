@@ -282,6 +282,9 @@ def fit(
                     elif tracker.patience is not None:
                         best_state = jax.tree.map(jnp.copy, state)  # survives donation
                 save(state)  # every validation pass is also a checkpoint
+                if run is not None:  # per-epoch pictures; a pure function of the state
+                    with eval_clock:
+                        task.snapshot(state, data, run.snapshots, epoch)
             reporter.advance(step)
         if due or stop.requested:
             save(state)  # a no-op when the validation pass already saved this step

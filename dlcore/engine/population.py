@@ -119,6 +119,9 @@ class PopulationTask:
         del state, data, directory  # members are compared by their metrics
         return {}
 
+    def snapshot(self, state: TrainState, data: Dataset, directory, epoch: int):
+        del state, data, directory, epoch  # a population keeps no run directory
+
 
 @dataclasses.dataclass
 class PopulationResult:

@@ -74,6 +74,12 @@ class Task(Protocol):
         they go into ``summary.json`` under ``"report"``. Finite numbers only."""
         ...
 
+    def snapshot(self, state: TrainState, data: Dataset, directory: pathlib.Path, epoch: int):
+        """After each validation pass of a run with a directory: writes per-epoch pictures
+        (a generator's sample grid) into ``directory`` (the run's ``snapshots/``). A pure
+        function of ``state``: fixed keys, no state change, so resume stays exact."""
+        ...
+
 
 class TaskDefaults:
     """Defaults of the optional parts of :class:`Task` for single-member tasks.
@@ -95,6 +101,9 @@ class TaskDefaults:
     def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
         del state, data, directory
         return {}
+
+    def snapshot(self, state: TrainState, data: Dataset, directory: pathlib.Path, epoch: int):
+        del state, data, directory, epoch
 
 
 def means(metric_sums: dict, totals: tuple[str, ...] = ()) -> dict:

@@ -108,3 +108,6 @@ class WarmStartTask:
 
     def report(self, state: TrainState, data: Dataset, directory: pathlib.Path) -> dict:
         return self.task.report(state, data, directory)
+
+    def snapshot(self, state: TrainState, data: Dataset, directory: pathlib.Path, epoch: int):
+        self.task.snapshot(state, data, directory, epoch)

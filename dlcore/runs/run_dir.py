@@ -11,6 +11,7 @@
 <run>/checkpoints/latest, <run>/checkpoints/best   orbax checkpoints
 <run>/summary.json          status, final metrics, best validation, timings
 <run>/curves.png            loss and metric curves
+<run>/snapshots/            per-epoch pictures of tasks that draw them (a GAN's samples)
 <run>/.lock                 present while a process writes the run (``dlcore.runs.lock``)
 
 Every JSON file here is strict JSON (:func:`strict_json`): a non-finite float is written as
@@ -170,6 +171,8 @@ class RunDir:
     curves = property(lambda self: self.path / "curves.png")
     latest = property(lambda self: self.path / "checkpoints" / "latest")
     best = property(lambda self: self.path / "checkpoints" / "best")
+    # per-epoch pictures of tasks that draw them (Task.snapshot); made by the first writer
+    snapshots = property(lambda self: self.path / "snapshots")
 
     @classmethod
     def create(cls, path: str | pathlib.Path) -> "RunDir":

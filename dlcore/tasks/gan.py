@@ -34,6 +34,7 @@ from dlcore.data.dataset import Dataset
 from dlcore.data.needs import Need
 from dlcore.engine.state import TrainState, apply_gradients
 from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
+from dlcore.quality.modes import mode_scores, near_modes
 from dlcore.tasks.base import apply_model
 from dlcore.tasks.context import BuildContext, TaskSection
 
@@ -43,8 +44,6 @@ ROLES = ("generator", "discriminator")
 EVAL_STREAM = 12345
 REPORT_STREAM = 54321
 REPORT_SAMPLES = 2000
-# A mode counts as covered when at least this fraction of samples lies within 3 std of it.
-COVERED_FRACTION = 0.01
 
 
 def discriminator_loss(real_logits_B: jax.Array, fake_logits_B: jax.Array) -> jax.Array:
@@ -59,27 +58,6 @@ def discriminator_loss(real_logits_B: jax.Array, fake_logits_B: jax.Array) -> ja
 def generator_loss(fake_logits_B: jax.Array) -> jax.Array:
     """Per-example non-saturating ``L_G = -log sigmoid(l_fake)``, shape ``[B]``."""
     return -jax.nn.log_sigmoid(fake_logits_B)
-
-
-def near_modes(x_BxD: jax.Array, modes_KxD: jax.Array, std: float) -> jax.Array:
-    """``[B, K]`` booleans: sample b lies within 3 std of mode k, ``||x_b - mu_k|| <= 3 s``.
-
-    For an isotropic 2-D Gaussian the distance to its centre is Rayleigh distributed, so
-    a true sample passes with probability 1 - exp(-9/2) ~ 0.989.
-    """
-    diff_BxKxD = x_BxD[:, None, :] - modes_KxD[None, :, :]
-    return jnp.sqrt(jnp.sum(diff_BxKxD**2, axis=-1)) <= 3.0 * std
-
-
-def mode_scores(x_BxD: jax.Array, modes_KxD: jax.Array, std: float) -> dict[str, float]:
-    """``high_quality`` (fraction of samples within 3 std of some mode) and
-    ``modes_covered`` (modes holding at least ``COVERED_FRACTION`` of the samples)."""
-    near_BxK = np.asarray(near_modes(x_BxD, modes_KxD, std))
-    per_mode_K = near_BxK.mean(axis=0)
-    return {
-        "modes_covered": float(np.sum(per_mode_K >= COVERED_FRACTION)),
-        "high_quality": float(np.mean(near_BxK.any(axis=1))),
-    }
 
 
 @dataclasses.dataclass(frozen=True)

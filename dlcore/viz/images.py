@@ -119,3 +119,43 @@ def save_png(path: pathlib.Path, rgb_HxWx3: np.ndarray) -> pathlib.Path:
         raise ValueError(f"save_png needs an [H, W, 3] image; got {rgb_HxWx3.shape}")
     matplotlib.image.imsave(path, rgb_HxWx3, format="png")
     return path
+
+
+def save_image_grid(
+    path: pathlib.Path,
+    images,
+    image_shape: tuple[int, int] | None = None,
+    cols: int | None = None,
+    scale: int = 4,
+) -> pathlib.Path:
+    """Writes N images with values in [0, 1] as one grid PNG (grey or RGB), making the
+    parent directory if needed (a run's ``snapshots/``).
+
+    Args:
+      path: the PNG to write.
+      images: ``[N, H, W]``, ``[N, H, W, C]`` (C = 1 or 3), or flat ``[N, H*W]`` with
+        ``image_shape``; values outside [0, 1] are clipped.
+      image_shape: ``(H, W)`` of flat images.
+      cols: images per row (default: a near-square grid).
+      scale: integer enlargement of every pixel.
+
+    Example:
+      >>> import tempfile
+      >>> folder = pathlib.Path(tempfile.mkdtemp())
+      >>> save_image_grid(folder / "grid.png", np.zeros((6, 64)), image_shape=(8, 8)).name
+      'grid.png'
+    """
+    x = np.asarray(images, np.float64)
+    if image_shape is not None:
+        x = x.reshape(x.shape[0], *image_shape)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"save_image_grid needs [N, H, W], [N, H, W, 1 or 3] or flat images with "
+            f"image_shape; got {np.shape(images)}"
+        )
+    tiles = np.repeat(np.clip(x, 0.0, 1.0), 3 // x.shape[-1], axis=-1)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_png(path, grid(tiles, cols=cols, scale=scale))
