@@ -19,8 +19,8 @@ from dlcore.data.ring import RingConfig, make_ring
 from dlcore.engine.compiled import CompiledTask
 from dlcore.experiment import build, restore_run
 from dlcore.gradcheck import gradcheck
-from dlcore.runs.run_dir import RunDir
 from dlcore.quality.modes import near_modes
+from dlcore.runs.run_dir import RunDir
 from dlcore.tasks.gan import discriminator_loss, generator_loss
 from tests.helpers import REPO, committed_steps, run_cli, start_and_interrupt
 
