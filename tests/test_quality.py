@@ -125,7 +125,8 @@ def test_quality_classifier_is_checked_against_the_run_and_the_data(
     net = quality_net(Fields(quality_classifier=str(digits_classifier_run)), unit_digits.spec())
     assert net.width == 32
     cases = [
-        (str(tmp_path / "nothing"), unit_digits, "cannot use"),
+        (str(tmp_path / "nothing"), unit_digits, "no run directory .*train the classifier first"),
+        (str(tmp_path), unit_digits, "cannot use"),
         (str(digits_classifier_run), digits(layout="image"), "pixels in \\[0, 1\\]"),
         (
             str(digits_classifier_run),

@@ -11,6 +11,7 @@ A task's report draws samples and calls :func:`sample_quality`, which gives
 """
 
 import math
+import pathlib
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,13 @@ def quality_net(section: QualityFields, spec: Any) -> FeatureNet | None:
             field,
             "the Fréchet distance needs images with pixels in [0, 1] (digits preprocess = "
             f"'unit' or binarize = true); data {spec.name!r} have no such range",
+        )
+    if not pathlib.Path(path).exists():
+        raise FieldError(
+            field,
+            f"no run directory {path!r}; train the classifier first: dlcore run "
+            f"experiments/digits_classifier.toml --run-dir {path} (16x16 images: "
+            "digits16_classifier.toml)",
         )
     from dlcore.runs.errors import RunDirError  # the runs package is not needed otherwise
 
