@@ -15,15 +15,25 @@ def key():
     return jax.random.PRNGKey(0)
 
 
-@pytest.fixture(scope="session")
-def digits_classifier_run(tmp_path_factory):
-    """A finished run of experiments/digits_classifier.toml, shrunk to a few seconds: the
-    feature space of the generative models' Fréchet distance (``quality_classifier``)."""
+def _classifier_run(tmp_path_factory, stem: str):
     from dlcore.config.loading import load_config
     from dlcore.experiment import run_experiment
     from tests.helpers import REPO
 
-    cfg = load_config(REPO / "experiments" / "digits_classifier.toml", ["train.epochs=4"])
-    path = tmp_path_factory.mktemp("classifier") / "digits_classifier"
+    cfg = load_config(REPO / "experiments" / f"{stem}.toml", ["train.epochs=4"])
+    path = tmp_path_factory.mktemp("classifier") / stem
     run_experiment(cfg, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_classifier_run(tmp_path_factory):
+    """A finished run of experiments/digits_classifier.toml, shrunk to a few seconds: the
+    feature space of the generative models' Fréchet distance (``quality_classifier``)."""
+    return _classifier_run(tmp_path_factory, "digits_classifier")
+
+
+@pytest.fixture(scope="session")
+def digits16_classifier_run(tmp_path_factory):
+    """The same for 16x16 images (experiments/digits16_classifier.toml)."""
+    return _classifier_run(tmp_path_factory, "digits16_classifier")
