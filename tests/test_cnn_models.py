@@ -24,14 +24,25 @@ from dlcore.config.loading import ConfigError, validate
 from dlcore.experiment import build
 from dlcore.models import alexnet as alexnet_module
 from dlcore.models.alexnet import AlexNet
+from dlcore.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from dlcore.models.googlenet import GoogLeNet, Inception
+from dlcore.models.pixelcnn import PixelCNN
 from dlcore.models.resnet import ResidualBlock, ResNet, ResNetConfig
 from dlcore.models.vgg import VGG
 
 GOLDEN = Path(__file__).parent / "golden" / "cnn_param_trees.json"
-CNN_NAMES = ("alexnet", "vgg", "googlenet", "resnet")
+CNN_NAMES = (
+    "alexnet",
+    "vgg",
+    "googlenet",
+    "resnet",
+    "dcgan_generator",
+    "dcgan_discriminator",
+    "pixelcnn",
+)
 TINY_ROW = (2, 2, 3, 1, 2, 2)  # Inception [c1, c3r, c3, c5r, c5, cp] -> 9 channels
-# name -> (module, input [B, H, W, C]); every registry name above has at least one entry
+# name -> (module, input [B, H, W, C], or [B, D] for a generator); every registry name above
+# has at least one entry
 MODELS = {
     "alexnet": (AlexNet(3, widths=(4, 4, 6, 6, 4), dense=(8, 8)), (2, 16, 16, 3)),
     "vgg": (VGG(3, stages=((4,), (4, 8)), dense=(8,)), (2, 8, 8, 1)),
@@ -54,6 +65,18 @@ MODELS = {
         ResNet(3, widths=(4, 8), blocks_per_stage=(1, 1), stem_width=4, plain=True),
         (2, 8, 8, 3),
     ),
+    "dcgan_generator": (DCGANGenerator((8, 8), 1, widths=(4, 2)), (2, 3)),
+    "dcgan_generator_no_batch_norm": (
+        DCGANGenerator((8, 8), 3, widths=(4, 2), batch_norm=False),
+        (2, 3),
+    ),
+    "dcgan_discriminator": (DCGANDiscriminator(1, widths=(2, 4, 4)), (2, 8, 8, 1)),
+    "dcgan_discriminator_no_batch_norm": (
+        DCGANDiscriminator(1, widths=(2, 4), batch_norm=False),
+        (2, 8, 8, 3),
+    ),
+    "pixelcnn": (PixelCNN(1, features=4, blocks=2, head_width=3), (2, 8, 8, 1)),
+    "pixelcnn_gated": (PixelCNN(1, features=4, blocks=1, gated=True, head_width=3), (2, 8, 8, 1)),
 }
 
 

@@ -10,6 +10,7 @@ from dlcore.layers.dropout import (
     dropout,
 )
 from dlcore.layers.local import LocallyConnected2D, locally_connected2d
+from dlcore.layers.masked_conv import MaskedConv2D, causal_mask
 from dlcore.layers.maxout import Maxout, maxout
 from dlcore.layers.norm import (
     BatchNorm,
@@ -50,6 +51,7 @@ __all__ = [
     "LayerNorm",
     "LocalResponseNorm",
     "LocallyConnected2D",
+    "MaskedConv2D",
     "MaxPool",
     "MaxPool1D",
     "Maxout",
@@ -58,6 +60,7 @@ __all__ = [
     "avg_pool",
     "avg_pool1d",
     "batch_norm",
+    "causal_mask",
     "conv1d",
     "conv2d",
     "conv_transpose2d",

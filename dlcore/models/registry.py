@@ -11,10 +11,12 @@ import flax.linen as nn
 from dlcore.config.section import Section
 from dlcore.data.dataset import DataSpec
 from dlcore.models.alexnet import AlexNetConfig
+from dlcore.models.dcgan import DCGANDiscriminatorConfig, DCGANGeneratorConfig
 from dlcore.models.googlenet import GoogLeNetConfig
 from dlcore.models.lenet import LeNet5Config
 from dlcore.models.mlp import LinearConfig, MLPConfig
 from dlcore.models.multihead import MultiHeadMLPConfig
+from dlcore.models.pixelcnn import PixelCNNConfig
 from dlcore.models.resnet import ResNetConfig
 from dlcore.models.rnn import RNNConfig
 from dlcore.models.text_cnn import TextCNNConfig
@@ -39,6 +41,15 @@ MODELS: dict[str, ModelEntry] = {
     "googlenet": ModelEntry(GoogLeNetConfig, "mini-GoogLeNet of Inception modules"),
     "resnet": ModelEntry(ResNetConfig, "ResNet (basic/bottleneck) or plain net, batch norm"),
     "unet": ModelEntry(UNetConfig, "U-Net: per-pixel logits via skips and transposed convs"),
+    "dcgan_generator": ModelEntry(
+        DCGANGeneratorConfig, "DCGAN generator: noise -> image by transposed convs, batch norm"
+    ),
+    "dcgan_discriminator": ModelEntry(
+        DCGANDiscriminatorConfig, "DCGAN discriminator: strided convs, leaky ReLU, batch norm"
+    ),
+    "pixelcnn": ModelEntry(
+        PixelCNNConfig, "PixelCNN: masked convolutions, one Bernoulli logit per pixel"
+    ),
 }
 
 
