@@ -1,6 +1,8 @@
-"""The gan task and the ring data set: the loss terms against their formulas, the two-player
+"""The gan task and the ring data set: the generator's gradient through D, the two-player
 step written out by hand, one compile, config errors, the ring's geometry, and a SIGKILLed
-GAN run resumed bit-identically with real processes."""
+GAN run (two D steps per G step, least squares, label smoothing) resumed bit-identically
+with real processes. The losses: tests/test_gan_losses.py; the task's options:
+tests/test_gan_options.py."""
 
 import copy
 import json
@@ -11,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.test_util import check_grads
 
 from dlcore.config.loading import ConfigError, validate
 from dlcore.data.registry import DATASETS
@@ -21,7 +22,7 @@ from dlcore.experiment import build, restore_run
 from dlcore.gradcheck import gradcheck
 from dlcore.quality.modes import near_modes
 from dlcore.runs.run_dir import RunDir
-from dlcore.tasks.gan import discriminator_loss, generator_loss
+from dlcore.tasks.gan_losses import non_saturating_generator_loss
 from tests.helpers import REPO, committed_steps, run_cli, start_and_interrupt
 
 MLP8 = {"name": "mlp", "widths": [8], "activation": "tanh"}
@@ -46,35 +47,7 @@ def data_and_task():
     return experiment.data, experiment.task
 
 
-def sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-# ---- the loss terms -------------------------------------------------------------------------
-
-
-def test_loss_terms_match_the_gan_objective_written_out():
-    real = np.array([-3.0, -0.5, 0.0, 0.7, 4.0])
-    fake = np.array([2.0, -1.0, 0.3, -4.0, 0.0])
-    with jax.enable_x64(True):
-        l_d = np.asarray(discriminator_loss(jnp.asarray(real), jnp.asarray(fake)))
-        l_g = np.asarray(generator_loss(jnp.asarray(fake)))
-        # large logits, where log(1 - sigmoid(l)) in float64 is log(0)
-        far = np.asarray(discriminator_loss(jnp.asarray([-50.0]), jnp.asarray([50.0])))
-    assert l_d.dtype == np.float64
-    # L_D = -log D(x) - log(1 - D(G(z))),  L_G = -log D(G(z)),  D = sigmoid(logit)
-    np.testing.assert_allclose(l_d, -np.log(sigmoid(real)) - np.log(1 - sigmoid(fake)), rtol=1e-12)
-    np.testing.assert_allclose(l_g, -np.log(sigmoid(fake)), rtol=1e-12)
-    np.testing.assert_allclose(far, [100.0], rtol=1e-12)
-
-
-def test_loss_terms_have_correct_gradients():
-    real = jnp.asarray([-1.5, 0.2, 2.0])
-    fake = jnp.asarray([0.4, -2.0, 1.0])
-    with jax.enable_x64(True):
-        real, fake = real.astype(jnp.float64), fake.astype(jnp.float64)
-        check_grads(lambda r, f: jnp.sum(discriminator_loss(r, f)), (real, fake), order=2)
-        check_grads(lambda f: jnp.sum(generator_loss(f)), (fake,), order=2)
+# ---- the generator's objective ------------------------------------------------------------
 
 
 def test_generator_objective_through_the_discriminator_has_correct_gradients():
@@ -85,7 +58,7 @@ def test_generator_objective_through_the_discriminator_has_correct_gradients():
     def objective(params, z):
         x = task.generator.apply({"params": params["generator"]}, z, train=False)
         logits = task.discriminator.apply({"params": params["discriminator"]}, x, train=False)
-        return jnp.mean(generator_loss(logits[:, 0]))
+        return jnp.mean(non_saturating_generator_loss(logits[:, 0]))
 
     gradcheck(objective, state.params, z).assert_ok(1e-6)
 
@@ -283,8 +256,12 @@ def test_ring_modes_lie_evenly_on_the_circle(modes, radius):
 
 # ---- SIGKILL and resume with real processes ------------------------------------------------
 
-# The shipped experiment, shrunk: 1000 single steps, a checkpoint every 50.
+# The shipped experiment, shrunk: 1000 single steps, a checkpoint every 50; with the
+# options that add state to a step (two D updates in it) and a non-default loss.
 SHRINK = [
+    "task.loss=least_squares",
+    "task.label_smoothing=0.1",
+    "task.d_steps=2",
     "data.n_samples=1000",
     "models.generator.widths=[16]",
     "models.discriminator.widths=[16]",

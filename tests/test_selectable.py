@@ -179,6 +179,31 @@ PROGRAMS = {
         {"models": {"generator": MLP, "discriminator": MLP}},
         {"name": "gan"},
     ),
+    "dcgan/gan": (
+        {**DIGIT_IMAGES, "preprocess": "unit"},
+        {
+            "models": {
+                "generator": {"name": "dcgan_generator", "widths": [4, 2]},
+                "discriminator": {"name": "dcgan_discriminator", "widths": [2, 4]},
+            }
+        },
+        {"name": "gan", "latent_dim": 3},
+    ),
+    "mlp/vae": (
+        {"name": "digits", "preprocess": "none", "binarize": True},
+        {"models": {"encoder": MLP, "decoder": MLP}},
+        {"name": "vae", "latent_dim": 2, "kl_warmup_steps": 5},
+    ),
+    "dcgan/vae_gaussian": (
+        {**DIGIT_IMAGES, "preprocess": "unit"},
+        {
+            "models": {
+                "encoder": {"name": "dcgan_discriminator", "widths": [2], "batch_norm": False},
+                "decoder": {"name": "dcgan_generator", "widths": [4, 2], "output": "linear"},
+            }
+        },
+        {"name": "vae", "latent_dim": 3, "likelihood": "gaussian"},
+    ),
     "stacked_autoencoder": (
         "digits",
         None,
@@ -199,6 +224,18 @@ PROGRAMS = {
         "digits",  # standardized: Gaussian visible units at the bottom
         None,
         {"name": "dbn", "widths": [4, 3], "steps_per_layer": 1, "visible": "gaussian"},
+    ),
+    "pixelcnn/pixelcnn_gated": (
+        {**DIGIT_IMAGES, "preprocess": "none", "binarize": True},
+        {
+            "name": "pixelcnn",
+            "features": 2,
+            "blocks": 1,
+            "first_kernel": 3,
+            "head_width": 2,
+            "gated": True,
+        },
+        {"name": "pixelcnn"},
     ),
 }
 

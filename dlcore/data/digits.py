@@ -38,7 +38,8 @@ class DigitsConfig(Section):
     ``preprocess`` is fitted on the training split only: ``standardize`` (per feature),
     ``channel_mean`` (images: subtract the training mean of each channel), ``unit`` (pixels
     / 16, in [0, 1]: for generative models) or ``none`` (raw pixel values 0..16).
-    ``unit`` and ``binarize`` record ``info["pixel_range"] = [0.0, 1.0]``.
+    ``unit`` and ``binarize`` record ``info["pixel_range"] = [0.0, 1.0]``; ``binarize``
+    also ``info["binary"] = True``.
     """
 
     name: Literal["digits"] = "digits"
@@ -147,6 +148,7 @@ def make_digits(cfg: DigitsConfig) -> Dataset:
     info = {"image_shape": [cfg.image_size] * 2 if cfg.layout == "image" else [8, 8]}
     if cfg.binarize:
         info["pixel_range"] = [0.0, 1.0]
+        info["binary"] = True  # pixels only 0 or 1 (a PixelCNN's Bernoulli checks this)
     if cfg.holdout_classes:
         info["holdout_classes"] = list(cfg.holdout_classes)
     if cfg.targets != ["digit"]:

@@ -14,6 +14,7 @@ from dlcore.tasks.embedding import EmbeddingConfig
 from dlcore.tasks.gan import GANConfig
 from dlcore.tasks.multitask import MultitaskConfig
 from dlcore.tasks.perceptron import PerceptronConfig
+from dlcore.tasks.pixelcnn import PixelCNNConfig
 from dlcore.tasks.rbm import RBMConfig
 from dlcore.tasks.segmentation import SegmentationConfig
 from dlcore.tasks.sequence import TaggingConfig
@@ -24,6 +25,7 @@ from dlcore.tasks.supervised import (
     RegressionConfig,
 )
 from dlcore.tasks.tbptt import TruncatedBPTTConfig
+from dlcore.tasks.vae import VAEConfig
 from dlcore.tasks.word2vec import Word2VecConfig
 
 
@@ -56,4 +58,6 @@ TASKS: dict[str, TaskEntry] = {
     "word2vec": TaskEntry(Word2VecConfig, "skip-gram / CBOW word vectors, negative sampling"),
     "rbm": TaskEntry(RBMConfig, "restricted Boltzmann machine, CD-k or persistent CD"),
     "dbn": TaskEntry(DBNConfig, "deep belief net: RBMs stacked and trained greedily"),
+    "vae": TaskEntry(VAEConfig, "variational autoencoder: ELBO, KL warm-up, IWAE likelihood"),
+    "pixelcnn": TaskEntry(PixelCNNConfig, "autoregressive binary images: exact NLL, bits/dim"),
 }
