@@ -84,6 +84,7 @@ class MaskedConv2D(nn.Module):
       use_bias: add a learned bias per output channel.
       kernel_init: initializer of the (unmasked) kernel.
       impl: the convolution lowering (``dlcore.layers.conv.CONV_IMPLS``).
+      param_dtype: dtype of kernel and bias.
 
     Example:
       >>> layer = MaskedConv2D(features=4, kernel_size=3, kind="A")
@@ -98,6 +99,7 @@ class MaskedConv2D(nn.Module):
     use_bias: bool = True
     kernel_init: Callable = nn.initializers.lecun_normal()
     impl: str = "auto"
+    param_dtype: jnp.dtype = jnp.float32
 
     def _sides(self) -> tuple[int, int]:
         k = self.kernel_size
@@ -115,8 +117,12 @@ class MaskedConv2D(nn.Module):
         check_rank(x, 4, "MaskedConv2D input", "[N, H, W, C]")
         kh, kw = self._sides()
         c = x.shape[-1]
-        w = self.param("kernel", self.kernel_init, (kh, kw, c, self.features), jnp.float32)
-        b = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        w = self.param("kernel", self.kernel_init, (kh, kw, c, self.features), self.param_dtype)
+        b = (
+            self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+            if self.use_bias
+            else None
+        )
         mask = causal_mask(kh, kw, c, self.features, self.kind)
         return conv_nd(
             x,
