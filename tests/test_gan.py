@@ -265,10 +265,10 @@ SHRINK = [
     "data.n_samples=1000",
     "models.generator.widths=[16]",
     "models.discriminator.widths=[16]",
-    "optimizer.schedule.decay_steps=1000",
+    "optimizer.schedule.decay_steps=500",
     "train.mode=step",
     "train.batch_size=32",
-    "train.epochs=40",
+    "train.epochs=20",
     "train.eval_every=5",
     "train.log_every=25",
     "train.checkpoint_every=50",
@@ -299,7 +299,7 @@ def test_sigkilled_gan_run_resumes_bit_identically(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
 
     a, b = restore_run(killed, "latest").state, restore_run(ref_dir, "latest").state
-    assert int(a.step) == int(b.step) == 1000
+    assert int(a.step) == int(b.step) == 500
     parts = {"params": (a.params, b.params), "opt_state": (a.opt_state, b.opt_state)}
     for part, (mine, theirs) in parts.items():
         for role in ("generator", "discriminator"):
