@@ -40,3 +40,17 @@ def apply_model(module, params, model_state: dict, x, dropout_key: jax.Array | N
         return module.apply(variables, x, train=True, rngs=rngs), model_state
     out, updated = module.apply(variables, x, train=True, rngs=rngs, mutable=list(model_state))
     return out, dict(updated)
+
+
+def apply_role(module, role: str, params, model_state: dict, x, dropout_key: jax.Array | None):
+    """:func:`apply_model` for one of a task's several models, whose non-trainable
+    collections sit in ``model_state[role]`` (only roles that have any get an entry).
+
+    Returns:
+      ``(output, model_state)``: the whole model state, with ``role``'s entry updated in
+      training mode.
+    """
+    out, updated = apply_model(module, params, model_state.get(role, {}), x, dropout_key)
+    if dropout_key is None or role not in model_state:
+        return out, model_state
+    return out, {**model_state, role: updated}

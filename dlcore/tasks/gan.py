@@ -43,7 +43,7 @@ from dlcore.data.needs import Need
 from dlcore.engine.state import TrainState, apply_gradients
 from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
 from dlcore.quality import FeatureNet, QualityFields, near_modes, quality_net, sample_quality
-from dlcore.tasks.base import apply_model
+from dlcore.tasks.base import apply_role
 from dlcore.tasks.context import BuildContext, TaskSection
 from dlcore.tasks.gan_losses import LOSSES
 
@@ -149,10 +149,7 @@ class GANTask(TaskDefaults):
         """Runs ``role`` in training mode (``key`` not None) or eval mode; returns its output
         and the model state with that role's batch statistics updated."""
         module = self.generator if role == "generator" else self.discriminator
-        out, updated = apply_model(module, params, model_state.get(role, {}), inputs, key)
-        if key is None or role not in model_state:
-            return out, model_state
-        return out, {**model_state, role: updated}
+        return apply_role(module, role, params, model_state, inputs, key)
 
     def _generate(self, params, model_state, z_BxZ, key) -> tuple[jax.Array, dict]:
         flat_BxF, model_state = self._apply("generator", params, model_state, z_BxZ, key)

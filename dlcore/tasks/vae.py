@@ -44,7 +44,7 @@ from dlcore.data.needs import Need, first_unmet
 from dlcore.engine.state import TrainState, apply_gradients
 from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
 from dlcore.quality import FeatureNet, QualityFields, quality_net
-from dlcore.tasks.base import apply_model
+from dlcore.tasks.base import apply_role
 from dlcore.tasks.context import BuildContext, TaskSection
 from dlcore.tasks.vae_math import (
     bernoulli_log_likelihood,
@@ -147,10 +147,7 @@ class VAETask(TaskDefaults):
     def _apply(self, role: str, params, model_state: dict, inputs, key) -> tuple[jax.Array, dict]:
         """Runs ``role`` in training mode (``key`` not None) or eval mode."""
         module = self.encoder if role == "encoder" else self.decoder
-        out, updated = apply_model(module, params[role], model_state.get(role, {}), inputs, key)
-        if key is None or role not in model_state:
-            return out, model_state
-        return out, {**model_state, role: updated}
+        return apply_role(module, role, params[role], model_state, inputs, key)
 
     def encode(self, params, model_state, x, key=None) -> tuple[jax.Array, jax.Array, dict]:
         """``(mu_BxL, logvar_BxL, model_state)`` of q(z|x); ``key``: training-mode dropout."""
