@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config field, e.g. --set train.epochs=5 (repeatable)",
     )
     run.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
+    _devices_option(run)
     run.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
 
     sweep = sub.add_parser("sweep", help="hyper-parameter search over the config's [sweep]")
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a field in every trial",
     )
     sweep.add_argument("--sweep-dir", help="where trials go; an existing one is continued")
+    _devices_option(sweep)
     sweep.add_argument("--quiet", action="store_true")
     sweep.add_argument(
         "--vmap",
@@ -117,6 +119,20 @@ def _parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="table of runs with their final metrics")
     runs.add_argument("--root", default="runs", help="directory holding run directories")
     return p
+
+
+def _devices_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--devices",
+        metavar="N",
+        help="train data-parallel on N devices, or 'all' (the same as --set train.devices=N)",
+    )
+
+
+def _overrides(args) -> list[str]:
+    """``--set`` overrides, with ``--devices N`` last (it wins over a ``--set`` of it)."""
+    devices = [f"train.devices={args.devices}"] if args.devices is not None else []
+    return [*args.overrides, *devices]
 
 
 def _enable_compile_cache() -> None:
@@ -175,7 +191,7 @@ def _host_memory_for(config: str | pathlib.Path, overrides=()) -> None:
 def _cmd_run(args) -> int:
     from dlcore.experiment import build, run_experiment
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, _overrides(args))
     host_memory.for_train_mode(cfg.train.mode)  # before XLA's threads first allocate
     experiment = build(cfg, args.config)  # every check before any output directory exists
     return _train(
@@ -189,11 +205,11 @@ def _cmd_sweep(args) -> int:
     from dlcore.engine.signals import GracefulStop
     from dlcore.experiment.sweep import run_sweep
 
-    _host_memory_for(args.config, args.overrides)
+    _host_memory_for(args.config, _overrides(args))
     if args.vmap:
         from dlcore.experiment.sweep import run_population_sweep
 
-        result = run_population_sweep(args.config, args.overrides, args.sweep_dir, args.compare)
+        result = run_population_sweep(args.config, _overrides(args), args.sweep_dir, args.compare)
         print_sweep(result)
         timing = result["timing"]
         print(
@@ -211,7 +227,7 @@ def _cmd_sweep(args) -> int:
     with GracefulStop() as stop:
         result = run_sweep(
             args.config,
-            args.overrides,
+            _overrides(args),
             args.sweep_dir,
             stop,
             lambda title: make_reporter(title, args.quiet),

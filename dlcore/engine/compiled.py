@@ -17,21 +17,34 @@ import numpy as np
 
 from dlcore.checks import check_choice
 from dlcore.engine.health import NONFINITE_POLICIES, guard_step
+from dlcore.engine.sharding import DataParallel, SingleDevice
 from dlcore.engine.task import Batch, Metrics, Task
 from dlcore.engine.tracing import loop_body
 
 
 class AheadOfTime:
-    """``jax.jit(fn)`` compiled on first call; records lowering and compile seconds."""
+    """``jax.jit(fn)`` compiled on first call; records lowering and compile seconds.
 
-    def __init__(self, fn: Callable, name: str, traces: collections.Counter, **jit_kwargs):
+    ``shardings(*args)``, when given, returns the ``in_shardings``/``out_shardings`` to jit
+    with, from the first call's arguments (a state's shardings follow its tree).
+    """
+
+    def __init__(
+        self,
+        fn: Callable,
+        name: str,
+        traces: collections.Counter,
+        shardings: Callable[..., dict] | None = None,
+        **jit_kwargs,
+    ):
         @functools.wraps(fn)
         def counted(*args):
             traces[name] += 1
             return fn(*args)
 
         self.name = name
-        self._jitted = jax.jit(counted, **jit_kwargs)
+        self._jit = functools.partial(jax.jit, counted, **jit_kwargs)
+        self._shardings = shardings
         self._compiled = None
         self.lower_s = 0.0
         self.compile_s = 0.0
@@ -39,7 +52,8 @@ class AheadOfTime:
     def __call__(self, *args):
         if self._compiled is None:
             t0 = time.perf_counter()
-            lowered = self._jitted.lower(*args)
+            jitted = self._jit(**(self._shardings(*args) if self._shardings else {}))
+            lowered = jitted.lower(*args)
             t1 = time.perf_counter()
             self._compiled = lowered.compile()
             self.lower_s, self.compile_s = t1 - t0, time.perf_counter() - t1
@@ -56,15 +70,21 @@ class ScanByLength:
     """One :class:`AheadOfTime` scan per number of steps (a chunk and, at most, the shorter
     last chunk of an epoch): ``train_scan(state, fields, rows_CxB...)``."""
 
-    def __init__(self, body: Callable, name: str, traces: collections.Counter):
-        self._body, self.name, self._traces = body, name, traces
+    def __init__(
+        self,
+        body: Callable,
+        name: str,
+        traces: collections.Counter,
+        shardings: Callable[..., dict] | None = None,
+    ):
+        self._body, self.name, self._traces, self._shardings = body, name, traces, shardings
         self._by_length: dict[int, AheadOfTime] = {}
 
     def __call__(self, state, fields: Batch, rows):
         length = int(rows.shape[0])
         if length not in self._by_length:
             self._by_length[length] = AheadOfTime(
-                self._body, self.name, self._traces, donate_argnums=0
+                self._body, self.name, self._traces, self._shardings, donate_argnums=0
             )
         return self._by_length[length](state, fields, rows)
 
@@ -78,17 +98,27 @@ class CompiledTask:
     ``train_step(state, batch) -> (state, metrics, health)`` and ``train_scan`` (health
     stacked per step) carry the health report of :func:`dlcore.engine.health.guard_step`;
     ``on_nonfinite`` is its policy (a population only reports: its members are judged by
-    their metrics, and one member must not stop or skip the others).
+    their metrics, and one member must not stop or skip the others). ``where`` says
+    where the state and batches live (:mod:`dlcore.engine.sharding`); the functions are
+    jitted with its shardings, and the caller places their inputs with it.
     """
 
-    def __init__(self, task: Task, on_nonfinite: str = "halt"):
+    def __init__(
+        self,
+        task: Task,
+        on_nonfinite: str = "halt",
+        where: SingleDevice | DataParallel | None = None,
+    ):
         check_choice(on_nonfinite, NONFINITE_POLICIES, "on_nonfinite policy")
         self.task = task
+        self.where = where = where or SingleDevice()
         self.traces: collections.Counter = collections.Counter()
         self._step = guard_step(task.train_step, on_nonfinite if task.members == 1 else "halt")
-        self.train_step = AheadOfTime(self._step, "train_step", self.traces, donate_argnums=0)
-        self.train_scan = ScanByLength(self._scan, "train_scan", self.traces)
-        self.eval_step = AheadOfTime(task.eval_step, "eval_step", self.traces)
+        self.train_step = AheadOfTime(
+            self._step, "train_step", self.traces, where.step_shardings, donate_argnums=0
+        )
+        self.train_scan = ScanByLength(self._scan, "train_scan", self.traces, where.scan_shardings)
+        self.eval_step = AheadOfTime(task.eval_step, "eval_step", self.traces, where.eval_shardings)
 
     def _scan(self, state, fields: Batch, rows_CxB: jax.Array):
         """Consecutive steps as one scan; each gathers its batch of every field on device.
@@ -99,6 +129,7 @@ class CompiledTask:
 
         def body(state, rows):
             batch = {k: jnp.take(v, rows, axis=0) for k, v in fields.items()}
+            batch = self.where.constrain_batch(batch)  # each device gathers its slice
             state, metrics, health = self._step(state, batch)
             return state, (metrics, health)
 

@@ -26,6 +26,7 @@ from dlcore.data.dataset import Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
 from dlcore.engine.health import HealthWatch
 from dlcore.engine.selection import BestTracker
+from dlcore.engine.sharding import check_data_parallel, device_count, placement
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.engine.state import TrainState
 from dlcore.engine.task import Task
@@ -137,8 +138,9 @@ def fit(
         the checkpoint (the plateau schedule's hook).
 
     Raises:
-      ValueError: if ``cfg.best_metric`` is not a metric of the task, or a population is
-        given a run directory or a patience.
+      ValueError: if ``cfg.best_metric`` is not a metric of the task, a population is
+        given a run directory or a patience, or ``cfg.devices`` cannot run this batch
+        size (:func:`dlcore.engine.sharding.check_data_parallel`).
     """
     t_begin = time.perf_counter()
     reporter = reporter or SilentReporter()
@@ -158,11 +160,18 @@ def fit(
     spe = order.steps_per_epoch
     total = cfg.epochs * spe
     chunk_len = scan_chunk(spe, cfg.scan_steps)
-    compiled = CompiledTask(task, cfg.on_nonfinite)
-    chunk = min(cfg.eval_batch_size, max(len(data.val), len(data.test)))
-    val_chunks = eval_chunks(data.val.fields, chunk)
+    devices = device_count(cfg.devices, jax.device_count())
+    check_data_parallel(devices, jax.device_count(), cfg.batch_size, members)
+    where = placement(devices, cfg.shard_params)
+    compiled = CompiledTask(task, cfg.on_nonfinite, where)
+    chunk = where.eval_chunk(min(cfg.eval_batch_size, max(len(data.val), len(data.test))))
 
+    def placed_chunks(fields: dict) -> list:
+        return [where.batch(c) for c in eval_chunks(fields, chunk)]
+
+    val_chunks = placed_chunks(data.val.fields)
     state = task.init(jax.random.PRNGKey(seed), data.train.rows(slice(0, cfg.batch_size)))
+    state = where.state(state)  # a resume restores straight into these shardings
     meta: dict[str, Any] = {"pending": []}
     latest = best_store = None
     if run is not None:
@@ -223,7 +232,7 @@ def fit(
             )
         saved_step = step
 
-    fields_dev = jax.device_put(data.train.fields) if cfg.mode == "scan" else None
+    fields_dev = where.fields(data.train.fields) if cfg.mode == "scan" else None
     eval_clock, save_clock = _Stopwatch(), _Stopwatch()
     reporter.start(total, step)
     t_loop = time.perf_counter()
@@ -233,6 +242,7 @@ def fit(
         if cfg.mode == "scan":
             end = min((position.index // chunk_len + 1) * chunk_len, spe)
             rows = jnp.asarray(order.indices(position.epoch)[position.index : end], jnp.int32)
+            rows = where.rows(rows)
             state, (stacked, health) = compiled.train_scan(state, fields_dev, rows)
             stacked, health = jax.device_get((stacked, health))
             for i in range(end - position.index):
@@ -247,7 +257,7 @@ def fit(
             due = bool(every) and step // every > (step - (end - position.index)) // every
         else:
             for _, batch in order.batches(data.train, position):
-                state, metrics, health = compiled.train_step(state, batch)
+                state, metrics, health = compiled.train_step(state, where.batch(batch))
                 pending.append(metrics)
                 watch.add(step + 1, health, metrics)
                 step += 1
@@ -267,7 +277,7 @@ def fit(
                 with eval_clock:
                     val = evaluate(compiled, state, val_chunks)
                 if on_validation is not None:  # e.g. reduce the learning rate on a plateau
-                    state = on_validation(state, val)
+                    state = where.state(on_validation(state, val))
                 record = {"step": step, "epoch": epoch, "split": "val", **val}
                 if run is not None:
                     run.append_metrics([record])
@@ -312,9 +322,9 @@ def fit(
             for k, v in data.train.fields.items()
         )
         if same_shapes:
-            final["train"] = evaluate(compiled, state, eval_chunks(data.train.fields, chunk))
+            final["train"] = evaluate(compiled, state, placed_chunks(data.train.fields))
         final["val"] = evaluate(compiled, state, val_chunks)
-        final["test"] = evaluate(compiled, state, eval_chunks(data.test.fields, chunk))
+        final["test"] = evaluate(compiled, state, placed_chunks(data.test.fields))
 
     for store in (latest, best_store):
         if store is not None:
@@ -337,6 +347,7 @@ def fit(
         "eval_s": eval_clock.total,
         "checkpoint_s": save_clock.total,
         "mode": cfg.mode,
+        "devices": devices,
         "compile": compile_times,
     }
     stopped = None  # a stop before the first validation pass has no best step yet

@@ -1,13 +1,22 @@
 """The ``[train]`` section: how the one generic loop runs."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PlainValidator, PositiveInt
 
 from dlcore.config.section import Section, one_of
 from dlcore.engine.health import NONFINITE_POLICIES
 
 TRAIN_MODES = ("step", "scan")
+
+
+def _check_devices(value: object) -> int | str:
+    if value == "all" or (type(value) is int and value >= 1):
+        return value
+    raise ValueError(f"must be a positive integer or 'all'; got {value!r}")
+
+
+Devices = Annotated[int | str, PlainValidator(_check_devices)]
 
 
 class TrainConfig(Section):
@@ -52,3 +61,15 @@ class TrainConfig(Section):
         "state and halt after max_skips skipped steps)",
     )
     max_skips: PositiveInt = Field(10, description="skipped steps before a 'skip' run halts")
+    devices: Devices = Field(
+        1,
+        description="devices to train on, or 'all': each batch is split over them (its size "
+        "a multiple of their number) and XLA adds up the gradients; 1 compiles exactly the "
+        "one-device program",
+    )
+    shard_params: bool = Field(
+        False,
+        description="with devices > 1: split parameters and optimizer state over the "
+        "devices (each leaf along its largest dimension they divide) instead of "
+        "replicating them",
+    )

@@ -7,6 +7,7 @@ check that needs the data done before anything is written to disk.
 import dataclasses
 from collections.abc import Callable
 
+import jax
 import optax
 
 from dlcore.config.errors import ConfigError, FieldError
@@ -15,6 +16,7 @@ from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset
 from dlcore.data.needs import first_unmet, fitting
 from dlcore.data.registry import load_dataset
+from dlcore.engine.sharding import check_data_parallel, device_count
 from dlcore.engine.task import Task
 from dlcore.experiment import transfer
 from dlcore.experiment.memory import check_data, check_model
@@ -70,6 +72,9 @@ def build(
                 f"{cfg.train.batch_size} is larger than the training split "
                 f"({len(data.train)} examples of {cfg.data.name})",
             )
+        available = jax.device_count()
+        devices = device_count(cfg.train.devices, available)
+        check_data_parallel(devices, available, cfg.train.batch_size, members=1)
         problem = first_unmet(cfg.task.needs(), spec)
         if problem is not None:
             others = fitting({n: e.config().needs for n, e in TASKS.items()}, spec)

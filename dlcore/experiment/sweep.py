@@ -13,12 +13,15 @@ import pathlib
 import time
 from typing import Any
 
+import jax
 import optax
 
+from dlcore.config.errors import FieldError
 from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.loading import ConfigError, load_raw, set_path, validate
 from dlcore.engine.loop import fit
 from dlcore.engine.population import fit_population, member_scale
+from dlcore.engine.sharding import check_data_parallel, device_count
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.experiment import build, resume_experiment, run_experiment
 from dlcore.optim import build_optimizer, find_plateau
@@ -160,6 +163,12 @@ def run_population_sweep(
         )
     if find_plateau(base.optimizer.schedule) is not None:
         raise ConfigError(source, [("optimizer.schedule", "plateau is not supported with --vmap")])
+    available = jax.device_count()
+    try:
+        devices = device_count(base.train.devices, available)
+        check_data_parallel(devices, available, base.train.batch_size, members=len(trials))
+    except FieldError as err:
+        raise ConfigError(source, [(err.field, err.message)]) from None
     seeds = [cfg.seed for _, cfg in trials]
     rates = [cfg.optimizer.learning_rate for _, cfg in trials]
 

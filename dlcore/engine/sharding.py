@@ -1,0 +1,233 @@
+"""Data parallelism over a one-axis device mesh: where the state and the batches live.
+
+A run on N devices is the same program as a run on one. The batch's leading axis is split
+over the ``data`` axis of a :class:`jax.sharding.Mesh` of N devices; the train state is
+replicated, or with ``shard_params`` each array leaf is split along its largest dimension
+that N divides (ZeRO-3/FSDP style: every device stores 1/N of the parameters and of the
+optimizer's moments); and the compiled functions are jitted with those input and output
+shardings. XLA's SPMD partitioner inserts the collectives: the gradient of a loss summed
+over a sharded batch is all-reduced, batch-norm statistics are means over the global batch,
+sharded parameters are all-gathered where a layer needs them whole, and the metric sums,
+asked for replicated, are all-reduced like any other sum. No task knows about devices.
+
+On one device (the default) nothing is placed and nothing is passed to ``jax.jit``: the
+program is the one dlcore always compiled, bit for bit. On N devices the results equal the
+one-device run up to float32 rounding: a sum over the sharded batch axis is N partial sums
+added in another order.
+
+Example:
+  >>> where = placement(8, shard_params=True)
+  >>> state = where.state(state)  # each leaf split over the 8 devices, or replicated
+  >>> batch = where.batch(batch)  # [B, ...] -> 8 shards of [B / 8, ...]
+"""
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+from dlcore.config.errors import FieldError
+from dlcore.engine.state import TrainState
+
+DATA_AXIS = "data"
+
+
+def device_count(devices: int | str, available: int) -> int:
+    """The number of devices ``[train] devices`` asks for (``"all"``: every one there is)."""
+    return available if devices == "all" else int(devices)
+
+
+def check_data_parallel(devices: int, available: int, batch_size: int, members: int) -> None:
+    """The boundary checks of a run on ``devices`` devices, before anything is compiled.
+
+    Args:
+      devices: devices asked for (>= 1).
+      available: ``len(jax.devices())``.
+      batch_size: examples per training batch.
+      members: members of a population (1 for a single run).
+
+    Raises:
+      FieldError: (a ValueError) naming the ``[train]`` field and, in one line, what was
+        asked, what is possible, and the fix.
+    """
+    if devices > available:
+        raise FieldError(
+            "train.devices",
+            f"{devices} devices asked for but {available} available "
+            f"({jax.default_backend()}); set it to at most {available} or 'all' (on CPU, "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)",
+        )
+    if devices > 1 and batch_size % devices:
+        raise FieldError(
+            "train.batch_size",
+            f"{batch_size} examples do not split over {devices} devices; make it a "
+            f"multiple of {devices}, e.g. {max(batch_size // devices, 1) * devices}",
+        )
+    if devices > 1 and members > 1:
+        raise FieldError(
+            "train.devices",
+            f"population training runs on one device; got {members} members on "
+            f"{devices} devices (set it to 1)",
+        )
+
+
+def leaf_spec(shape: tuple[int, ...], devices: int) -> PartitionSpec:
+    """Where a state leaf of ``shape`` is split under ``shard_params``: along its largest
+    dimension that ``devices`` divides (the first such on ties), else nowhere.
+
+    Example:
+      >>> leaf_spec((784, 100), 8), leaf_spec((10,), 8), leaf_spec((), 8)
+      (PartitionSpec('data', None), PartitionSpec(), PartitionSpec())
+    """
+    fits = [(size, -axis) for axis, size in enumerate(shape) if size % devices == 0]
+    if not fits:
+        return PartitionSpec()
+    axis = -max(fits)[1]
+    return PartitionSpec(*[DATA_AXIS if a == axis else None for a in range(len(shape))])
+
+
+class SingleDevice:
+    """The default placement: nothing moves, ``jax.jit`` gets no shardings."""
+
+    devices = 1
+
+    def state(self, state: Any) -> Any:
+        return state
+
+    def batch(self, batch: Any) -> Any:
+        return batch
+
+    def fields(self, fields: Any) -> Any:
+        return jax.device_put(fields)
+
+    def rows(self, rows_CxB: Any) -> Any:
+        return rows_CxB
+
+    def constrain_batch(self, batch: Any) -> Any:
+        return batch
+
+    def eval_chunk(self, chunk: int) -> int:
+        return chunk
+
+    step_shardings = scan_shardings = eval_shardings = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParallel:
+    """Batches split over a ``data`` mesh axis; the state replicated or split over it.
+
+    Attributes:
+      mesh: one axis, ``data``, of N devices.
+      shard_params: split each state leaf along its largest dimension N divides (see
+        :func:`leaf_spec`) instead of replicating it.
+    """
+
+    mesh: Mesh
+    shard_params: bool = False
+
+    devices = property(lambda self: self.mesh.size)
+
+    def _sharding(self, spec: PartitionSpec) -> NamedSharding:
+        return NamedSharding(self.mesh, spec)
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return self._sharding(PartitionSpec())
+
+    @property
+    def split(self) -> NamedSharding:
+        """Leading axis over ``data``: ``[B, ...]`` batches, shard ``i`` on device ``i``."""
+        return self._sharding(PartitionSpec(DATA_AXIS))
+
+    def state_shardings(self, state: TrainState) -> TrainState:
+        """A sharding per leaf of ``state``; under ``shard_params`` the parameters, model
+        state and optimizer state are split, the step, key and ``extra`` never are."""
+        replicated = jax.tree.map(lambda _: self.replicated, state)
+        if not self.shard_params:
+            return replicated
+
+        def split(tree):
+            return jax.tree.map(
+                lambda x: self._sharding(leaf_spec(tuple(np.shape(x)), self.devices)), tree
+            )
+
+        return replicated.replace(
+            params=split(state.params),
+            model_state=split(state.model_state),
+            opt_state=split(state.opt_state),
+        )
+
+    def state(self, state: Any) -> Any:
+        """``state`` moved to its shardings (a no-op for leaves already there)."""
+        return jax.device_put(state, self.state_shardings(state))
+
+    def batch(self, batch: Any) -> Any:
+        """Every field's ``[B, ...]`` split over the devices (B is a multiple of N)."""
+        return jax.device_put(batch, self.split)
+
+    def fields(self, fields: Any) -> Any:
+        """Scan mode: the whole training split on every device."""
+        return jax.device_put(fields, self.replicated)
+
+    def rows(self, rows_CxB: Any) -> Any:
+        """Scan mode: the rows ``[C, B]`` of C steps split along B, so that every device
+        gathers its own slice of each batch."""
+        return jax.device_put(rows_CxB, self._rows)
+
+    @property
+    def _rows(self) -> NamedSharding:
+        return self._sharding(PartitionSpec(None, DATA_AXIS))
+
+    def constrain_batch(self, batch: Any) -> Any:
+        """Inside a traced function: keep a gathered batch split over ``data``."""
+        return jax.lax.with_sharding_constraint(batch, self.split)
+
+    def eval_chunk(self, chunk: int) -> int:
+        """Eval batches rounded up to a multiple of N (the padding has ``mask = 0``)."""
+        return -(-chunk // self.devices) * self.devices
+
+    def step_shardings(self, state: Any, batch: Any) -> dict[str, Any]:
+        """``jax.jit`` shardings of ``(state, batch) -> (state, metrics, health)``."""
+        del batch
+        s = self.state_shardings(state)
+        return {
+            "in_shardings": (s, self.split),
+            "out_shardings": (s, self.replicated, self.replicated),
+        }
+
+    def scan_shardings(self, state: Any, fields: Any, rows_CxB: Any) -> dict[str, Any]:
+        """``jax.jit`` shardings of ``(state, fields, rows) -> (state, (metrics, health))``."""
+        del fields, rows_CxB
+        s = self.state_shardings(state)
+        return {
+            "in_shardings": (s, self.replicated, self._rows),
+            "out_shardings": (s, self.replicated),
+        }
+
+    def eval_shardings(self, state: Any, batch: Any) -> dict[str, Any]:
+        """``jax.jit`` shardings of ``(state, batch) -> metric sums``."""
+        del batch
+        return {
+            "in_shardings": (self.state_shardings(state), self.split),
+            "out_shardings": self.replicated,
+        }
+
+
+def placement(devices: int, shard_params: bool = False) -> SingleDevice | DataParallel:
+    """Where a run on ``devices`` devices keeps its state and batches.
+
+    Args:
+      devices: how many of ``jax.devices()`` to use, the first ones (>= 1; checked by
+        :func:`check_data_parallel`).
+      shard_params: split the state over the devices instead of replicating it.
+
+    Returns:
+      :class:`SingleDevice` for one device, else a :class:`DataParallel` over a mesh
+      ``{"data": devices}``.
+    """
+    if devices == 1:
+        return SingleDevice()
+    mesh = Mesh(np.asarray(jax.devices()[:devices]), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+    return DataParallel(mesh, shard_params)

@@ -1,0 +1,154 @@
+"""Data parallelism: 8 devices train the same run as 1, with parameters replicated or sharded.
+
+The multi-device runs happen in one subprocess (``tests/data_parallel_worker.py``) with 8
+forced host CPU devices, because XLA reads ``--xla_force_host_platform_device_count``
+only when jax starts. The boundary checks run in this process.
+
+Tolerance: the 8-device runs may differ from the 1-device run only by float32 rounding.
+A sum over the batch (the loss, its gradient, batch-norm statistics, the metric sums) is
+computed on 8 devices as 8 partial sums of 2 examples that an all-reduce adds, instead of
+one sum of 16 in one order; each such reordering changes a float32 result by a few units
+in the last place (eps = 1.2e-7), and 100 Adam steps carry those differences forward. We
+allow a relative difference of 1e-5 (about 80 eps) per logged step loss and 1e-5 absolute
+on the final parameters; measured on this project's CPU: 3.7e-7 and 1.5e-7. A real
+mistake (batch-norm statistics of 2 examples instead of 16, a gradient not all-reduced,
+dropout keys that depend on the device) changes the losses in the second digit.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from dlcore.config.errors import ConfigError, FieldError
+from dlcore.config.loading import validate
+from dlcore.engine.loop import fit
+from dlcore.engine.sharding import (
+    DataParallel,
+    SingleDevice,
+    check_data_parallel,
+    leaf_spec,
+    placement,
+)
+from dlcore.experiment import build
+from tests.helpers import REPO
+
+P = jax.sharding.PartitionSpec
+RTOL_LOSS, ATOL_PARAMS = 1e-5, 1e-5
+STEPS = 100
+
+
+@pytest.fixture(scope="module")
+def runs():
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        PYTHONPATH=str(REPO),
+    )
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "data_parallel_worker.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["device_count"] == 8
+    return report["runs"]
+
+
+@pytest.mark.parametrize("layout", ["replicated", "sharded"])
+@pytest.mark.parametrize("mode", ["step", "scan"])
+def test_8_devices_follow_the_1_device_loss_trajectory(runs, mode, layout):
+    one, many = runs[f"{mode}/one"], runs[f"{mode}/{layout}"]
+    assert len(one["losses"]) == len(many["losses"]) == STEPS
+    assert one["losses"][-1] < one["losses"][0] / 2  # it trains: the trajectory is not flat
+    for step, (a, b) in enumerate(zip(one["losses"], many["losses"], strict=True), 1):
+        assert b == pytest.approx(a, rel=RTOL_LOSS), f"step {step}"
+    assert many["param_max_abs_diff"] <= ATOL_PARAMS
+    assert many["test"] == pytest.approx(one["test"], rel=RTOL_LOSS)
+
+
+@pytest.mark.parametrize("mode", ["step", "scan"])
+def test_the_runs_are_where_they_were_asked_to_be(runs, mode):
+    one, replicated, sharded = (runs[f"{mode}/{k}"] for k in ("one", "replicated", "sharded"))
+    assert one["timing_devices"] == 1 and {p["devices"] for p in one["params"].values()} == {1}
+    for run in (replicated, sharded):
+        assert run["timing_devices"] == 8
+        assert {p["devices"] for p in run["params"].values()} == {8}
+        assert run["traces"] == one["traces"]  # each function compiled once, as on 1 device
+    assert all(p["spec"] == [] for p in replicated["params"].values())
+    for path, p in sharded["params"].items():  # the rule of leaf_spec, kernel and BN alike
+        assert p["spec"] == [str(s) for s in leaf_spec(tuple(p["shape"]), 8)], path
+    assert sharded["params"]["['Dense_1']['kernel']"]["spec"] == ["data", "None"]  # [16, 2]
+    assert sharded["params"]["['Dense_1']['bias']"]["spec"] == []  # [2]: 8 does not divide
+
+
+@pytest.mark.parametrize(
+    "shape, spec",
+    [
+        ((784, 100), P("data", None)),
+        ((3, 3, 16, 32), P(None, None, None, "data")),
+        ((64, 64), P("data", None)),  # ties: the first
+        ((10,), P()),
+        ((), P()),
+        ((8,), P("data")),
+    ],
+)
+def test_shard_params_splits_the_largest_dimension_the_devices_divide(shape, spec):
+    assert leaf_spec(shape, 8) == spec
+
+
+@pytest.mark.parametrize(
+    "devices, batch, members, field, words",
+    [
+        (9, 16, 1, "train.devices", "9 devices asked for but 8 available"),
+        (8, 20, 1, "train.batch_size", "20 examples do not split over 8 devices"),
+        (4, 16, 3, "train.devices", "population training runs on one device"),
+    ],
+)
+def test_device_settings_that_cannot_run_are_one_line_errors(devices, batch, members, field, words):
+    with pytest.raises(FieldError) as err:
+        check_data_parallel(devices, 8, batch, members)
+    assert err.value.field == field and words in err.value.message
+    assert "\n" not in str(err.value)
+
+
+def test_one_device_is_the_single_device_program():
+    assert isinstance(placement(1, shard_params=True), SingleDevice)
+    assert SingleDevice.step_shardings is None  # jax.jit gets exactly what it always got
+    if jax.device_count() > 1:
+        assert isinstance(placement(2), DataParallel)
+
+
+def test_more_devices_than_there_are_is_a_config_error_before_anything_runs():
+    too_many = jax.device_count() + 1
+    cfg = validate(
+        {
+            "data": {"name": "xor", "n_samples": 64},
+            "model": {"name": "mlp", "widths": [4]},
+            "train": {"devices": too_many, "batch_size": 8 * too_many},
+        },
+        "tiny.toml",
+    )
+    with pytest.raises(ConfigError) as err:
+        build(cfg, "tiny.toml")
+    (line,) = err.value.lines()
+    assert line.startswith(f"tiny.toml: train.devices: {too_many} devices asked for but ")
+    assert "xla_force_host_platform_device_count" in line
+    with pytest.raises(ValueError, match="devices asked for"):  # the library says it too
+        built = build(validate({**cfg.model_dump(), "train": {"batch_size": 8}}, "t"))
+        fit(built.task, built.data, cfg.train, 0)
+
+
+@pytest.mark.parametrize("value", ["many", 0, -2, 2.0, True])
+def test_devices_takes_a_positive_integer_or_all(value):
+    with pytest.raises(ConfigError, match="train.devices: "):
+        validate({"data": {"name": "xor"}, "train": {"devices": value}}, "t")
+    assert validate({"data": {"name": "xor"}, "train": {"devices": "all"}}, "t").train.devices
