@@ -34,7 +34,7 @@ from dlcore.engine.sharding import (
     placement,
 )
 from dlcore.experiment import build
-from tests.helpers import REPO
+from tests.helpers import REPO, run_cli
 
 P = jax.sharding.PartitionSpec
 RTOL_LOSS, ATOL_PARAMS = 1e-5, 1e-5
@@ -152,3 +152,19 @@ def test_devices_takes_a_positive_integer_or_all(value):
     with pytest.raises(ConfigError, match="train.devices: "):
         validate({"data": {"name": "xor"}, "train": {"devices": value}}, "t")
     assert validate({"data": {"name": "xor"}, "train": {"devices": "all"}}, "t").train.devices
+
+
+def test_the_devices_flag_reaches_the_run(tmp_path):
+    cfg, run = str(REPO / "experiments" / "xor_mlp.toml"), tmp_path / "run"
+    forced = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    done = run_cli("run", cfg, "--devices", "9", "--run-dir", str(run), env=forced)
+    assert done.returncode == 2 and not run.exists()
+    assert done.stderr.strip().endswith(
+        "train.devices: 9 devices asked for but 8 available (cpu); set it to at most 8 or "
+        "'all' (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)"
+    )
+    args = ("--set", "train.epochs=1", "--run-dir", str(run), "--quiet")
+    done = run_cli("run", cfg, "--devices", "all", *args, env=forced)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["timing"]["devices"] == 8 and summary["traces"]["train_scan"] == 1

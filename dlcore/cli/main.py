@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
     resume.add_argument("run_dir")
     resume.add_argument("--quiet", action="store_true")
+    resume.add_argument(
+        "--devices",
+        metavar="N",
+        help="continue on N devices, or 'all' (default: the config's train.devices); "
+        "checkpoints load onto any device count",
+    )
 
     ev = sub.add_parser("eval", help="evaluate a run's checkpoint on a split")
     ev.add_argument("run_dir")
@@ -247,7 +253,9 @@ def _cmd_resume(args) -> int:
     from dlcore.experiment import resume_experiment
 
     _host_memory_for(pathlib.Path(args.run_dir) / "config.toml")
-    return _train(args, lambda stop, rep: resume_experiment(args.run_dir, stop, rep))
+    return _train(
+        args, lambda stop, rep: resume_experiment(args.run_dir, stop, rep, devices=args.devices)
+    )
 
 
 def _cmd_eval(args) -> int:

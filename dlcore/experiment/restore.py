@@ -76,12 +76,19 @@ def load_checkpoint(
             store.close()
 
 
-def restore_run(run_dir: str | pathlib.Path, checkpoint: str | None = "latest") -> RestoredRun:
+def restore_run(
+    run_dir: str | pathlib.Path,
+    checkpoint: str | None = "latest",
+    devices: int | str | None = 1,
+) -> RestoredRun:
     """Opens ``run_dir``: config, data fingerprint check, and state at ``checkpoint``.
 
     Args:
       run_dir: a directory made by ``dlcore run``.
       checkpoint: ``"latest"``, ``"best"``, or None for config and data only.
+      devices: ``train.devices`` for this process (N, ``"all"``), whatever the run trained
+        on; checkpoints load onto any device count. None keeps the config's. Reading a
+        run (eval, sample, viz) uses the default, 1 device; the state is then whole on it.
 
     Raises:
       RunDirError: not a run directory, data that differ from the recorded ones, or no
@@ -89,7 +96,7 @@ def restore_run(run_dir: str | pathlib.Path, checkpoint: str | None = "latest") 
       ConfigError: if its config no longer validates or builds.
     """
     run = RunDir.existing(run_dir)
-    cfg = load_config(run.config)
+    cfg = load_config(run.config, [f"train.devices={devices}"] if devices is not None else [])
     experiment = build(cfg, str(run.config), warm_start=False)  # its checkpoints hold the state
     run.check_dataset(experiment.data.fingerprint())
     if checkpoint is None:

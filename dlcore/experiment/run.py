@@ -15,7 +15,7 @@ import jax
 
 from dlcore import host_memory
 from dlcore.config.experiment import ExperimentConfig
-from dlcore.config.loading import save_config
+from dlcore.config.loading import load_config, save_config
 from dlcore.data.dataset import SplitName
 from dlcore.engine.compiled import CompiledTask, eval_chunks
 from dlcore.engine.loop import FitResult, Reporter, evaluate, fit
@@ -69,9 +69,17 @@ def run_experiment(
 
 
 def resume_experiment(
-    run_dir: str | pathlib.Path, stop=NEVER_STOP, reporter: Reporter | None = None
+    run_dir: str | pathlib.Path,
+    stop=NEVER_STOP,
+    reporter: Reporter | None = None,
+    devices: int | str | None = None,
 ) -> dict[str, Any]:
     """Continues a stopped run from its latest committed checkpoint.
+
+    ``devices`` (N or ``"all"``; None: the config's ``train.devices``) may differ from the
+    device count the run trained on: the checkpoint loads into this process's shardings,
+    and the result equals the uninterrupted run's within float32 rounding (bit-identical
+    when the device count is the same).
 
     The result is bit-identical (on CPU) to a run that was never interrupted. Edits made
     to its ``config.toml`` since it last trained that keep the state's structure (learning
@@ -88,7 +96,7 @@ def resume_experiment(
         previous = run.read_summary()
         if previous is not None and previous.get("status") == "completed":
             return previous
-        experiment = restore_run(run.path, checkpoint=None).experiment
+        experiment = restore_run(run.path, checkpoint=None, devices=devices).experiment
         cfg = experiment.cfg
         store = CheckpointStore(run.latest, keep=cfg.train.keep_checkpoints)
         step = store.latest_step()
@@ -102,7 +110,10 @@ def resume_experiment(
             len(experiment.data.train), cfg.train.batch_size, cfg.seed
         )
         end = cfg.train.epochs * order.steps_per_epoch
-        edits = _ConfigEdits(run, cfg.model_dump(mode="json"), reporter)
+        resolved = cfg.model_dump(mode="json")
+        if devices is not None:  # this process's device count is not an edit of the run
+            resolved["train"]["devices"] = load_config(run.config).train.devices
+        edits = _ConfigEdits(run, resolved, reporter)
         summary = _train(experiment, run, resume=True, stop=stop, reporter=edits, previous=previous)
         if step >= end:
             summary["nothing_to_train"] = {"step": step, "end": end}
