@@ -6,7 +6,8 @@ set before jax starts, which a running pytest process has done long ago). For ea
 training mode it trains the same 100 steps on 1 device, on 8 devices with replicated
 parameters and on 8 devices with ``shard_params``, and reports every step's training loss,
 the final parameters' largest difference from the 1-device run, and where the parameters
-ended up. One process does every comparison, so jax starts once.
+ended up. One process does every comparison, so jax starts once. With the argument
+``populations`` it trains a population of 8 members on 1 device and spread over 8 instead.
 """
 
 import json
@@ -14,10 +15,13 @@ import sys
 
 import jax
 import numpy as np
+import optax
 
 from dlcore.config.loading import validate
 from dlcore.engine.loop import fit
+from dlcore.engine.population import PopulationTask, member_scale
 from dlcore.experiment import build
+from dlcore.optim import build_optimizer
 
 # 250 examples: 166 train (10 steps of 16 per epoch, 6 dropped), 42 val and 42 test, so
 # eval batches need padding to a multiple of 8. Dropout and batch norm are on: their keys
@@ -53,6 +57,27 @@ def train(**settings):
     return result, losses.losses
 
 
+def train_population(**settings):
+    """8 members (seeds 0..7, learning rates 0.002..0.016) of the tiny run, trained at once
+    (their own batch orders: the batches carry a member axis ``[8, 16, ...]``)."""
+    cfg = validate({**TINY, "train": {**TINY["train"], **settings}}, "tiny")
+
+    def unit_rate_chain(section):  # as `dlcore sweep --vmap` builds them
+        return optax.chain(
+            build_optimizer(section.model_copy(update={"learning_rate": 1.0})), member_scale()
+        )
+
+    built = build(cfg, make_optimizer=unit_rate_chain)
+    rates = tuple(0.002 * (m + 1) for m in range(8))
+    population = PopulationTask(built.task, tuple(range(8)), rates)
+    return fit(population, built.data, cfg.train, 0)
+
+
+def max_abs_diff(a, b) -> float:
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in pairs)
+
+
 def where(leaf: jax.Array) -> dict:
     spec = getattr(leaf.sharding, "spec", None)
     return {
@@ -63,23 +88,28 @@ def where(leaf: jax.Array) -> dict:
 
 
 def main() -> None:
-    report = {"device_count": jax.device_count(), "runs": {}}
+    report = {"device_count": jax.device_count(), "runs": {}, "populations": {}}
     for mode in ("step", "scan"):
+        if sys.argv[1:] == ["populations"]:
+            one = train_population(mode=mode, epochs=2)
+            spread = train_population(mode=mode, epochs=2, devices=8)
+            report["populations"][mode] = {
+                "val_loss": [one.final["val"]["loss"], spread.final["val"]["loss"]],
+                "param_max_abs_diff": max_abs_diff(one.state.params, spread.state.params),
+                "params": [where(leaf) for leaf in jax.tree.leaves(spread.state.params)],
+                "traces": [one.traces, spread.traces],
+            }
+            continue
         base, base_losses = train(mode=mode)
-        base_params = jax.tree.leaves(base.state.params)
         for name, settings in {
             "one": {},
             "replicated": {"devices": 8},
             "sharded": {"devices": 8, "shard_params": True},
         }.items():
             result, losses = (base, base_losses) if not settings else train(mode=mode, **settings)
-            params = jax.tree.leaves(result.state.params)
             report["runs"][f"{mode}/{name}"] = {
                 "losses": losses,
-                "param_max_abs_diff": max(
-                    float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                    for a, b in zip(params, base_params, strict=True)
-                ),
+                "param_max_abs_diff": max_abs_diff(result.state.params, base.state.params),
                 "params": {
                     jax.tree_util.keystr(path): where(leaf)
                     for path, leaf in jax.tree.leaves_with_path(result.state.params)

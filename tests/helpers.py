@@ -92,3 +92,21 @@ class StopAfter:
     def requested(self) -> bool:
         self.calls += 1
         return self.calls > self.n
+
+
+def computed_once(tmp_path_factory, name: str, compute) -> dict:
+    """``compute()`` (a JSON-able dict) once per test session, even when pytest-xdist runs
+    the tests that need it in several workers: the first worker computes it under a file
+    lock in the session's shared temporary directory, the others read it."""
+    import fcntl
+    import json
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's directory, above each worker's own
+    path = shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            path.write_text(json.dumps(compute()))
+    return json.loads(path.read_text())

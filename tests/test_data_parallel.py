@@ -1,4 +1,5 @@
-"""Data parallelism: 8 devices train the same run as 1, with parameters replicated or sharded.
+"""Data parallelism: 8 devices train the same run as 1, with parameters replicated or sharded,
+and a population's members spread over 8 devices train as on 1.
 
 The multi-device runs happen in one subprocess (``tests/data_parallel_worker.py``) with 8
 forced host CPU devices, because XLA reads ``--xla_force_host_platform_device_count``
@@ -34,15 +35,15 @@ from dlcore.engine.sharding import (
     placement,
 )
 from dlcore.experiment import build
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, computed_once, run_cli
 
 P = jax.sharding.PartitionSpec
 RTOL_LOSS, ATOL_PARAMS = 1e-5, 1e-5
 STEPS = 100
 
 
-@pytest.fixture(scope="module")
-def runs():
+def on_8_devices(*args: str) -> dict:
+    """What ``tests/data_parallel_worker.py *args`` reports, run on 8 host CPU devices."""
     env = dict(
         os.environ,
         JAX_PLATFORMS="cpu",
@@ -50,7 +51,7 @@ def runs():
         PYTHONPATH=str(REPO),
     )
     done = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "data_parallel_worker.py")],
+        [sys.executable, str(REPO / "tests" / "data_parallel_worker.py"), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -60,7 +61,20 @@ def runs():
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["device_count"] == 8
-    return report["runs"]
+    return report
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return computed_once(tmp_path_factory, "data_parallel_runs", on_8_devices)["runs"]
+
+
+@pytest.fixture(scope="module")
+def populations(tmp_path_factory):
+    report = computed_once(
+        tmp_path_factory, "data_parallel_populations", lambda: on_8_devices("populations")
+    )
+    return report["populations"]
 
 
 @pytest.mark.parametrize("layout", ["replicated", "sharded"])
@@ -90,6 +104,18 @@ def test_the_runs_are_where_they_were_asked_to_be(runs, mode):
     assert sharded["params"]["['Dense_1']['bias']"]["spec"] == []  # [2]: 8 does not divide
 
 
+@pytest.mark.parametrize("mode", ["step", "scan"])
+def test_a_population_spread_over_8_devices_trains_its_members_as_on_1(populations, mode):
+    result = populations[mode]
+    one, spread = result["val_loss"]
+    assert len(set(one)) == 8  # 8 different members
+    assert spread == pytest.approx(one, rel=RTOL_LOSS)
+    assert result["param_max_abs_diff"] <= ATOL_PARAMS
+    for p in result["params"]:  # [members, ...]: one member per device, each one whole
+        assert p["shape"][0] == 8 and p["devices"] == 8 and p["spec"] == ["data"]
+    assert result["traces"][0] == result["traces"][1]
+
+
 @pytest.mark.parametrize(
     "shape, spec",
     [
@@ -106,16 +132,19 @@ def test_shard_params_splits_the_largest_dimension_the_devices_divide(shape, spe
 
 
 @pytest.mark.parametrize(
-    "devices, batch, members, field, words",
+    "devices, batch, members, shard, field, words",
     [
-        (9, 16, 1, "train.devices", "9 devices asked for but 8 available"),
-        (8, 20, 1, "train.batch_size", "20 examples do not split over 8 devices"),
-        (4, 16, 3, "train.devices", "population training runs on one device"),
+        (9, 16, 1, False, "train.devices", "9 devices asked for but 8 available"),
+        (8, 20, 1, False, "train.batch_size", "20 examples do not split over 8 devices"),
+        (4, 16, 6, False, "train.devices", "4 devices do not divide them (use a divisor of 6)"),
+        (4, 16, 8, True, "train.shard_params", "keeps each member whole on one device"),
     ],
 )
-def test_device_settings_that_cannot_run_are_one_line_errors(devices, batch, members, field, words):
+def test_device_settings_that_cannot_run_are_one_line_errors(
+    devices, batch, members, shard, field, words
+):
     with pytest.raises(FieldError) as err:
-        check_data_parallel(devices, 8, batch, members)
+        check_data_parallel(devices, 8, batch, members, shard)
     assert err.value.field == field and words in err.value.message
     assert "\n" not in str(err.value)
 

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, computed_once, run_cli
 
 RTOL_LOSS, ATOL_PARAMS = 1e-5, 1e-5
 CASES = ("8:1", "8:4", "1:4")
@@ -32,16 +32,20 @@ def resumed(tmp_path_factory):
         PYTHONPATH=str(REPO),
     )
     root = tmp_path_factory.mktemp("resume_devices")
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "resume_devices_worker.py"), str(root), *CASES],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+
+    def resume_all() -> dict:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "tests" / "resume_devices_worker.py"), str(root), *CASES],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=REPO,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    return computed_once(tmp_path_factory, "resume_devices", resume_all)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -161,13 +161,13 @@ def fit(
     total = cfg.epochs * spe
     chunk_len = scan_chunk(spe, cfg.scan_steps)
     devices = device_count(cfg.devices, jax.device_count())
-    check_data_parallel(devices, jax.device_count(), cfg.batch_size, members)
-    where = placement(devices, cfg.shard_params)
+    check_data_parallel(devices, jax.device_count(), cfg.batch_size, members, cfg.shard_params)
+    where = placement(devices, cfg.shard_params, members)
     compiled = CompiledTask(task, cfg.on_nonfinite, where)
     chunk = where.eval_chunk(min(cfg.eval_batch_size, max(len(data.val), len(data.test))))
 
     def placed_chunks(fields: dict) -> list:
-        return [where.batch(c) for c in eval_chunks(fields, chunk)]
+        return [where.eval_batch(c) for c in eval_chunks(fields, chunk)]
 
     val_chunks = placed_chunks(data.val.fields)
     state = task.init(jax.random.PRNGKey(seed), data.train.rows(slice(0, cfg.batch_size)))

@@ -39,14 +39,18 @@ def device_count(devices: int | str, available: int) -> int:
     return available if devices == "all" else int(devices)
 
 
-def check_data_parallel(devices: int, available: int, batch_size: int, members: int) -> None:
+def check_data_parallel(
+    devices: int, available: int, batch_size: int, members: int = 1, shard_params: bool = False
+) -> None:
     """The boundary checks of a run on ``devices`` devices, before anything is compiled.
 
     Args:
       devices: devices asked for (>= 1).
-      available: ``len(jax.devices())``.
+      available: ``jax.device_count()``.
       batch_size: examples per training batch.
-      members: members of a population (1 for a single run).
+      members: members of a population (1 for a single run); they are spread over the
+        devices, so their number must be a multiple of ``devices``.
+      shard_params: ``[train] shard_params``.
 
     Raises:
       FieldError: (a ValueError) naming the ``[train]`` field and, in one line, what was
@@ -59,17 +63,23 @@ def check_data_parallel(devices: int, available: int, batch_size: int, members: 
             f"({jax.default_backend()}); set it to at most {available} or 'all' (on CPU, "
             "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)",
         )
-    if devices > 1 and batch_size % devices:
+    if devices > 1 and members > 1:
+        if members % devices:
+            raise FieldError(
+                "train.devices",
+                f"a population spreads its {members} members over the devices; "
+                f"{devices} devices do not divide them (use a divisor of {members})",
+            )
+        if shard_params:
+            raise FieldError(
+                "train.shard_params",
+                "a population keeps each member whole on one device; set it to false",
+            )
+    elif devices > 1 and batch_size % devices:
         raise FieldError(
             "train.batch_size",
             f"{batch_size} examples do not split over {devices} devices; make it a "
             f"multiple of {devices}, e.g. {max(batch_size // devices, 1) * devices}",
-        )
-    if devices > 1 and members > 1:
-        raise FieldError(
-            "train.devices",
-            f"population training runs on one device; got {members} members on "
-            f"{devices} devices (set it to 1)",
         )
 
 
@@ -98,6 +108,8 @@ class SingleDevice:
 
     def batch(self, batch: Any) -> Any:
         return batch
+
+    eval_batch = batch
 
     def fields(self, fields: Any) -> Any:
         return jax.device_put(fields)
@@ -167,6 +179,8 @@ class DataParallel:
         """Every field's ``[B, ...]`` split over the devices (B is a multiple of N)."""
         return jax.device_put(batch, self.split)
 
+    eval_batch = batch
+
     def fields(self, fields: Any) -> Any:
         """Scan mode: the whole training split on every device."""
         return jax.device_put(fields, self.replicated)
@@ -215,19 +229,48 @@ class DataParallel:
         }
 
 
-def placement(devices: int, shard_params: bool = False) -> SingleDevice | DataParallel:
+@dataclasses.dataclass(frozen=True)
+class MembersOverDevices(DataParallel):
+    """A population's members spread over the ``data`` axis: the state's and the training
+    batches' leading member axis ``[M, ...]`` is split, M / N members per device, and each
+    member trains whole on its device (no collective inside a member's step). Evaluation
+    batches are shared by all members, so they are on every device."""
+
+    def state_shardings(self, state: TrainState) -> TrainState:
+        return jax.tree.map(lambda _: self.split, state)
+
+    def eval_batch(self, batch: Any) -> Any:
+        return jax.device_put(batch, self.replicated)
+
+    def eval_chunk(self, chunk: int) -> int:
+        return chunk
+
+    def eval_shardings(self, state: Any, batch: Any) -> dict[str, Any]:
+        del batch
+        return {
+            "in_shardings": (self.state_shardings(state), self.replicated),
+            "out_shardings": self.replicated,
+        }
+
+
+def placement(
+    devices: int, shard_params: bool = False, members: int = 1
+) -> SingleDevice | DataParallel:
     """Where a run on ``devices`` devices keeps its state and batches.
 
     Args:
       devices: how many of ``jax.devices()`` to use, the first ones (>= 1; checked by
         :func:`check_data_parallel`).
       shard_params: split the state over the devices instead of replicating it.
+      members: a population's size; with more than one, the members are spread.
 
     Returns:
-      :class:`SingleDevice` for one device, else a :class:`DataParallel` over a mesh
-      ``{"data": devices}``.
+      :class:`SingleDevice` for one device, else a :class:`DataParallel` (or, for a
+      population, :class:`MembersOverDevices`) over a mesh ``{"data": devices}``.
     """
     if devices == 1:
         return SingleDevice()
     mesh = Mesh(np.asarray(jax.devices()[:devices]), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+    if members > 1:
+        return MembersOverDevices(mesh)
     return DataParallel(mesh, shard_params)

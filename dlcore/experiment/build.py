@@ -74,7 +74,9 @@ def build(
             )
         available = jax.device_count()
         devices = device_count(cfg.train.devices, available)
-        check_data_parallel(devices, available, cfg.train.batch_size, members=1)
+        check_data_parallel(
+            devices, available, cfg.train.batch_size, shard_params=cfg.train.shard_params
+        )
         problem = first_unmet(cfg.task.needs(), spec)
         if problem is not None:
             others = fitting({n: e.config().needs for n, e in TASKS.items()}, spec)

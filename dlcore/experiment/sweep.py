@@ -166,7 +166,9 @@ def run_population_sweep(
     available = jax.device_count()
     try:
         devices = device_count(base.train.devices, available)
-        check_data_parallel(devices, available, base.train.batch_size, members=len(trials))
+        check_data_parallel(
+            devices, available, base.train.batch_size, len(trials), base.train.shard_params
+        )
     except FieldError as err:
         raise ConfigError(source, [(err.field, err.message)]) from None
     seeds = [cfg.seed for _, cfg in trials]
