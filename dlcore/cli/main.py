@@ -14,6 +14,7 @@ import pathlib
 import sys
 
 from dlcore import host_memory
+from dlcore.cli.launch import add_process_options, launch_command
 from dlcore.config.errors import ConfigError
 from dlcore.config.loading import load_config
 from dlcore.runs.errors import (
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
     _devices_option(run)
+    add_process_options(run)
     run.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
 
     sweep = sub.add_parser("sweep", help="hyper-parameter search over the config's [sweep]")
@@ -85,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         help="continue on N devices, or 'all' (default: the config's train.devices); "
         "checkpoints load onto any device count",
     )
+    add_process_options(resume)
 
     ev = sub.add_parser("eval", help="evaluate a run's checkpoint on a split")
     ev.add_argument("run_dir")
@@ -155,8 +158,8 @@ def _train(args, start) -> int:
     from dlcore.cli.progress import make_reporter
     from dlcore.engine.signals import GracefulStop
 
-    with GracefulStop() as stop:
-        summary = start(stop, make_reporter("training", args.quiet))
+    with GracefulStop() as stop:  # processes 1, 2, ... of a run show no progress
+        summary = start(stop, make_reporter("training", args.quiet) if _writer() else None)
     if summary["status"] != "completed":
         print(
             f"stopped at step {summary['step']}; checkpoint committed. Continue with:\n"
@@ -335,10 +338,27 @@ COMMANDS = {
 }
 
 
+def _writer() -> bool:
+    """False in processes 1, 2, ... of a multi-process run: process 0 speaks for it."""
+    from dlcore.engine.distributed import ENV_PROCESS_ID
+
+    return os.environ.get(ENV_PROCESS_ID, "0") in ("", "0")
+
+
+def _error(line: str) -> None:
+    if _writer():  # every process hits the same bad input; one line is enough
+        print(f"error: {line}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     try:
         host_memory.env_choice()
+        if args.command in ("run", "resume") and args.processes == 1:
+            from dlcore.engine.distributed import initialize
+
+            initialize(auto_detect=args.distributed)  # before JAX computes anything
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -346,19 +366,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in compiles and not args.no_compile_cache:
         _enable_compile_cache()
     try:
+        if args.command in ("run", "resume") and args.processes != 1:
+            return launch_command(args, argv, _overrides(args) if args.command == "run" else [])
         return COMMANDS[args.command](args)
     except ConfigError as err:
         for line in err.lines():
-            print(f"error: {line}", file=sys.stderr)
+            _error(line)
         return 2
     except RunDirError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _error(str(err))
         return EXIT_BAD_INPUT
     except DivergedError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _error(str(err))
         return EXIT_DIVERGED
     except RunIOError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _error(str(err))
         return EXIT_IO
 
 

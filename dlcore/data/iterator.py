@@ -5,11 +5,15 @@ checkpoint at (epoch, index) sees exactly the batches an uninterrupted run would
 """
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from dlcore.data.dataset import Split
+
+
+def _all(rows: np.ndarray) -> np.ndarray:
+    return rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +79,16 @@ class BatchOrder:
         """The data position after ``step`` updates."""
         return Position(*divmod(step, self.steps_per_epoch))
 
-    def batches(self, split: Split, start: Position) -> Iterator[tuple[Position, dict]]:
-        """Yields (position, batch of every field) from ``start`` to the end of its epoch."""
+    def batches(
+        self, split: Split, start: Position, part: Callable[[np.ndarray], np.ndarray] = _all
+    ) -> Iterator[tuple[Position, dict]]:
+        """Yields (position, batch of every field) from ``start`` to the end of its epoch.
+
+        ``part`` picks the rows of each batch this process reads (a process of a
+        multi-process run reads only those its devices train on); all of them by default.
+        """
         for index, rows in enumerate(self.indices(start.epoch)[start.index :], start.index):
-            yield Position(start.epoch, index), split.rows(rows)
+            yield Position(start.epoch, index), split.rows(part(rows))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +112,8 @@ class StackedOrder:
     def position(self, step: int) -> Position:
         return self.orders[0].position(step)
 
-    def batches(self, split: Split, start: Position) -> Iterator[tuple[Position, dict]]:
+    def batches(
+        self, split: Split, start: Position, part: Callable[[np.ndarray], np.ndarray] = _all
+    ) -> Iterator[tuple[Position, dict]]:
         for index, rows in enumerate(self.indices(start.epoch)[start.index :], start.index):
-            yield Position(start.epoch, index), split.rows(rows)
+            yield Position(start.epoch, index), split.rows(part(rows))

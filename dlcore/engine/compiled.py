@@ -144,8 +144,9 @@ class CompiledTask:
         }
 
 
-def eval_chunks(fields: dict[str, np.ndarray], chunk: int) -> list[Batch]:
-    """Splits a split's fields into equal-size batches, padding the last with ``mask = 0``."""
+def eval_chunks(fields: dict[str, np.ndarray], chunk: int, put: bool = True) -> list[Batch]:
+    """Splits a split's fields into equal-size batches, padding the last with ``mask = 0``;
+    on the default device, or with ``put=False`` on the host (for the caller to place)."""
     n = len(next(iter(fields.values())))
     padded = -(-n // chunk) * chunk
     mask = np.zeros(padded, np.float32)
@@ -155,10 +156,8 @@ def eval_chunks(fields: dict[str, np.ndarray], chunk: int) -> list[Batch]:
         for k, v in fields.items()
     }
     full["mask"] = mask
-    return [
-        jax.device_put({k: v[i : i + chunk] for k, v in full.items()})
-        for i in range(0, padded, chunk)
-    ]
+    chunks = [{k: v[i : i + chunk] for k, v in full.items()} for i in range(0, padded, chunk)]
+    return jax.device_put(chunks) if put else chunks
 
 
 def sum_metrics(per_batch: list[Metrics]) -> dict[str, np.ndarray]:

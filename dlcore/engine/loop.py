@@ -24,6 +24,7 @@ import numpy as np
 
 from dlcore.data.dataset import Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
+from dlcore.engine.distributed import AgreedStop, host_local
 from dlcore.engine.health import HealthWatch
 from dlcore.engine.selection import BestTracker
 from dlcore.engine.sharding import check_data_parallel, device_count, placement
@@ -161,17 +162,27 @@ def fit(
     total = cfg.epochs * spe
     chunk_len = scan_chunk(spe, cfg.scan_steps)
     devices = device_count(cfg.devices, jax.device_count())
-    check_data_parallel(devices, jax.device_count(), cfg.batch_size, members, cfg.shard_params)
+    check_data_parallel(
+        devices,
+        jax.device_count(),
+        cfg.batch_size,
+        members,
+        cfg.shard_params,
+        jax.process_count(),
+    )
     where = placement(devices, cfg.shard_params, members)
+    stop = AgreedStop(stop)  # processes of one run stop at the same step
     compiled = CompiledTask(task, cfg.on_nonfinite, where)
     chunk = where.eval_chunk(min(cfg.eval_batch_size, max(len(data.val), len(data.test))))
 
     def placed_chunks(fields: dict) -> list:
-        return [where.eval_batch(c) for c in eval_chunks(fields, chunk)]
+        return [where.eval_batch(c) for c in eval_chunks(fields, chunk, put=False)]
 
     val_chunks = placed_chunks(data.val.fields)
-    state = task.init(jax.random.PRNGKey(seed), data.train.rows(slice(0, cfg.batch_size)))
-    state = where.state(state)  # a resume restores straight into these shardings
+    # Made where it lives; a resume restores straight into these shardings.
+    state = where.init(
+        task.init, jax.random.PRNGKey(seed), data.train.rows(slice(0, cfg.batch_size))
+    )
     meta: dict[str, Any] = {"pending": []}
     latest = best_store = None
     if run is not None:
@@ -241,7 +252,7 @@ def fit(
         position = order.position(step)
         if cfg.mode == "scan":
             end = min((position.index // chunk_len + 1) * chunk_len, spe)
-            rows = jnp.asarray(order.indices(position.epoch)[position.index : end], jnp.int32)
+            rows = order.indices(position.epoch)[position.index : end].astype(np.int32)
             rows = where.rows(rows)
             state, (stacked, health) = compiled.train_scan(state, fields_dev, rows)
             stacked, health = jax.device_get((stacked, health))
@@ -256,7 +267,7 @@ def fit(
             every = cfg.checkpoint_every
             due = bool(every) and step // every > (step - (end - position.index)) // every
         else:
-            for _, batch in order.batches(data.train, position):
+            for _, batch in order.batches(data.train, position, where.local_rows):
                 state, metrics, health = compiled.train_step(state, where.batch(batch))
                 pending.append(metrics)
                 watch.add(step + 1, health, metrics)
@@ -294,7 +305,9 @@ def fit(
                 save(state)  # every validation pass is also a checkpoint
                 if run is not None:  # per-epoch pictures; a pure function of the state
                     with eval_clock:
-                        task.snapshot(state, data, run.snapshots, epoch)
+                        local = host_local(state)  # (a collective: every process is here)
+                        if run.writer:
+                            task.snapshot(local, data, run.snapshots, epoch)
             reporter.advance(step)
         if due or stop.requested:
             save(state)  # a no-op when the validation pass already saved this step
@@ -348,6 +361,7 @@ def fit(
         "checkpoint_s": save_clock.total,
         "mode": cfg.mode,
         "devices": devices,
+        "processes": jax.process_count(),
         "compile": compile_times,
     }
     stopped = None  # a stop before the first validation pass has no best step yet

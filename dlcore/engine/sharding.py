@@ -40,7 +40,12 @@ def device_count(devices: int | str, available: int) -> int:
 
 
 def check_data_parallel(
-    devices: int, available: int, batch_size: int, members: int = 1, shard_params: bool = False
+    devices: int,
+    available: int,
+    batch_size: int,
+    members: int = 1,
+    shard_params: bool = False,
+    processes: int = 1,
 ) -> None:
     """The boundary checks of a run on ``devices`` devices, before anything is compiled.
 
@@ -51,6 +56,7 @@ def check_data_parallel(
       members: members of a population (1 for a single run); they are spread over the
         devices, so their number must be a multiple of ``devices``.
       shard_params: ``[train] shard_params``.
+      processes: ``jax.process_count()``; a multi-process run uses every device.
 
     Raises:
       FieldError: (a ValueError) naming the ``[train]`` field and, in one line, what was
@@ -63,6 +69,14 @@ def check_data_parallel(
             f"({jax.default_backend()}); set it to at most {available} or 'all' (on CPU, "
             "XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)",
         )
+    if processes > 1 and devices != available:
+        raise FieldError(
+            "train.devices",
+            f"a run of {processes} processes trains on all {available} of their devices; "
+            f"set it to {available} or 'all' (asked: {devices})",
+        )
+    if processes > 1 and members > 1:
+        raise FieldError("train.devices", "population training runs in a single process")
     if devices > 1 and members > 1:
         if members % devices:
             raise FieldError(
@@ -103,13 +117,20 @@ class SingleDevice:
 
     devices = 1
 
+    def init(self, init: Any, key: jax.Array, batch: Any) -> Any:
+        return init(key, batch)
+
     def state(self, state: Any) -> Any:
         return state
+
+    def local_rows(self, rows: np.ndarray) -> np.ndarray:
+        return rows
 
     def batch(self, batch: Any) -> Any:
         return batch
 
-    eval_batch = batch
+    def eval_batch(self, batch: Any) -> Any:
+        return jax.device_put(batch)  # placed once, used at every validation pass
 
     def fields(self, fields: Any) -> Any:
         return jax.device_put(fields)
@@ -171,18 +192,45 @@ class DataParallel:
             opt_state=split(state.opt_state),
         )
 
+    def init(self, init: Any, key: jax.Array, batch: Any) -> Any:
+        """``init(key, batch)`` compiled to create each state leaf where it lives, so a
+        sharded state is never whole on one device and every process makes only its own
+        shards."""
+        try:
+            shapes = jax.eval_shape(init, key, batch)
+        except jax.errors.JAXTypeError:
+            # An init that needs concrete values (a warm start reading a checkpoint) runs
+            # eagerly; its host copy, the same in every process, is then split.
+            state = jax.device_get(init(key, batch))
+            return jax.device_put(state, self.state_shardings(state))
+        return jax.jit(init, out_shardings=self.state_shardings(shapes))(key, batch)
+
     def state(self, state: Any) -> Any:
         """``state`` moved to its shardings (a no-op for leaves already there)."""
         return jax.device_put(state, self.state_shardings(state))
 
-    def batch(self, batch: Any) -> Any:
-        """Every field's ``[B, ...]`` split over the devices (B is a multiple of N)."""
-        return jax.device_put(batch, self.split)
+    def local_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The part of a batch's leading axis (``[B]`` example indices, say) that goes to
+        this process's devices: all of it in a single process; in process k of P, the
+        k-th block of B / P rows (the mesh lists each process's devices together)."""
+        if jax.process_count() == 1:
+            return rows
+        mine = [i for i, d in enumerate(self.mesh.devices.flat) if d.process_index == _me()]
+        n = len(rows) // self.devices
+        return rows[mine[0] * n : (mine[-1] + 1) * n]
 
-    eval_batch = batch
+    def batch(self, batch: Any) -> Any:
+        """A batch from this process's rows (:meth:`local_rows` of a ``[B, ...]`` batch)
+        made into global arrays split over the devices (B is a multiple of N)."""
+        return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.split, x), batch)
+
+    def eval_batch(self, batch: Any) -> Any:
+        """A whole ``[B, ...]`` evaluation batch, split over the devices."""
+        return self.batch(jax.tree.map(self.local_rows, batch))
 
     def fields(self, fields: Any) -> Any:
-        """Scan mode: the whole training split on every device."""
+        """Scan mode: the whole training split on every device (every process holds the
+        same split, so each puts it on its own devices)."""
         return jax.device_put(fields, self.replicated)
 
     def rows(self, rows_CxB: Any) -> Any:
@@ -242,6 +290,12 @@ class MembersOverDevices(DataParallel):
     def eval_batch(self, batch: Any) -> Any:
         return jax.device_put(batch, self.replicated)
 
+    def local_rows(self, rows: np.ndarray) -> np.ndarray:
+        return rows  # a population trains in one process
+
+    def batch(self, batch: Any) -> Any:
+        return jax.device_put(batch, self.split)
+
     def eval_chunk(self, chunk: int) -> int:
         return chunk
 
@@ -251,6 +305,10 @@ class MembersOverDevices(DataParallel):
             "in_shardings": (self.state_shardings(state), self.replicated),
             "out_shardings": self.replicated,
         }
+
+
+def _me() -> int:
+    return jax.process_index()
 
 
 def placement(

@@ -6,6 +6,7 @@ Running and resuming hold the run directory's writer lock (``dlcore.runs.lock``)
 before the first write to after the last; evaluating only reads and takes none.
 """
 
+import contextlib
 import pathlib
 import platform
 import time
@@ -18,6 +19,7 @@ from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.loading import load_config, save_config
 from dlcore.data.dataset import SplitName
 from dlcore.engine.compiled import CompiledTask, eval_chunks
+from dlcore.engine.distributed import agree_on_text, barrier, host_local, is_writer
 from dlcore.engine.loop import FitResult, Reporter, evaluate, fit
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.engine.task import Task
@@ -28,7 +30,13 @@ from dlcore.runs.checkpoint import CheckpointStore
 from dlcore.runs.errors import DivergedError, warn
 from dlcore.runs.lock import RunLock
 from dlcore.runs.plots import plot_curves
-from dlcore.runs.run_dir import RunDir, RunDirError, config_changes, default_run_path
+from dlcore.runs.run_dir import (
+    FollowerRunDir,
+    RunDir,
+    RunDirError,
+    config_changes,
+    default_run_path,
+)
 
 
 def validation_hook(cfg: ExperimentConfig, task: Task):
@@ -51,6 +59,10 @@ def run_experiment(
     """Trains an experiment (built, or a config to build) in a new run directory and
     returns its summary. Config errors surface before the run directory exists.
 
+    In a multi-process run (:mod:`dlcore.engine.distributed`) every process calls this;
+    process 0 makes and writes the directory, the others wait for it and then train
+    with it, writing only their checkpoint shards.
+
     Raises:
       RunDirError: the directory holds a run, is being written by another process, or
         cannot be made or written (nothing is left behind then).
@@ -58,13 +70,19 @@ def run_experiment(
     if isinstance(experiment, ExperimentConfig):
         experiment = build(experiment, source)
     cfg = experiment.cfg
-    run = RunDir.create(run_dir or default_run_path(cfg.name))
+    path = agree_on_text(str(run_dir or default_run_path(cfg.name)))
+    if not is_writer():
+        barrier("dlcore: run directory made")
+        run = FollowerRunDir(path)
+        return _train(experiment, run, resume=False, stop=stop, reporter=reporter, previous=None)
+    run = RunDir.create(path)
     with RunLock(run.path):
         if run.config.exists():  # another process started a run here since `create` looked
             raise RunDirError(f"{run.path}: run directory already holds a run; pick another")
         save_config(cfg, run.config)
         run.write_resolved(cfg.model_dump(mode="json"))
         run.write_dataset(experiment.data.fingerprint())
+        barrier("dlcore: run directory made")
         return _train(experiment, run, resume=False, stop=stop, reporter=reporter, previous=None)
 
 
@@ -92,7 +110,9 @@ def resume_experiment(
         resume from.
     """
     run = RunDir.existing(run_dir)
-    with RunLock(run.path):
+    if not is_writer():  # process 0 holds the lock and writes; see run_experiment
+        run = FollowerRunDir(run.path)
+    with RunLock(run.path) if run.writer else contextlib.nullcontext():
         previous = run.read_summary()
         if previous is not None and previous.get("status") == "completed":
             return previous
@@ -135,7 +155,7 @@ class _ConfigEdits:
     def start(self, total_steps: int, done_steps: int) -> None:
         recorded = self.run.read_resolved()
         changes = config_changes(recorded, self.resolved) if recorded is not None else []
-        if changes:
+        if changes and self.run.writer:
             warn(
                 f"{self.run.config}: edited since the run last trained; applying "
                 + "; ".join(changes)
@@ -174,7 +194,9 @@ def _train(experiment: Experiment, run, *, resume, stop, reporter, previous) -> 
     )
     report = (previous or {}).get("report", {})
     if result.status == "completed":  # the task's own figures and PNGs
-        report = experiment.task.report(result.state, experiment.data, run.path)
+        state = host_local(result.state)  # (a collective: every process is here)
+        if run.writer:
+            report = experiment.task.report(state, experiment.data, run.path)
     summary = _finish(run, cfg, result, previous, report)
     if result.status == "diverged":
         raise DivergedError(_diverged_line(run, result.health))
@@ -231,5 +253,6 @@ def _finish(
         },
     }
     run.write_summary(summary)
-    plot_curves(run.read_metrics(), run.curves, title=cfg.name)
+    if run.writer:
+        plot_curves(run.read_metrics(), run.curves, title=cfg.name)
     return summary

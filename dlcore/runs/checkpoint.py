@@ -32,6 +32,7 @@ import flax.serialization
 import jax
 import orbax.checkpoint as ocp
 
+from dlcore.engine.distributed import is_writer
 from dlcore.runs.errors import RunDirError, RunIOError, warn
 from dlcore.runs.integrity import (
     DIGEST_ALGORITHM,
@@ -174,12 +175,15 @@ class CheckpointStore:
         self.directory = self.shown.absolute()
         self._in_flight: int | None = None  # the step whose save may still be running
         self.log_file = self.directory.parent / "orbax.log"
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            text = _os_error_text(err) or str(err)
-            raise RunIOError(f"{self.shown}: could not create it: {text}") from None
-        _log_to(self.log_file)
+        if is_writer():
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                text = _os_error_text(err) or str(err)
+                raise RunIOError(f"{self.shown}: could not create it: {text}") from None
+        # Processes 1, 2, ... of a multi-process run write no file but their shards; orbax
+        # (which makes the step directories from process 0) logs the same steps there.
+        _log_to(self.log_file if is_writer() else pathlib.Path(os.devnull))
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -188,6 +192,11 @@ class CheckpointStore:
                 # A directory that cannot be made fails the save call itself, and leaves
                 # no background writer waiting (minutes) for a signal that never comes.
                 async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
+                # A run saves into two stores (latest, best) at the same step; in a
+                # multi-process run their barriers must not answer each other.
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    barrier_sync_key_prefix=f"dlcore-{self.directory.name}"
+                ),
             ),
             item_handlers={
                 "state": ocp.StandardCheckpointHandler(),

@@ -20,6 +20,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from dlcore.engine.distributed import host_local
+
 DIGEST_ALGORITHM = "sha256"
 
 Spec = tuple[tuple[int, ...], str]  # (shape, dtype name)
@@ -98,7 +100,7 @@ def content_digest(state: Any, meta: dict) -> str:
 
     Args:
       state: nested mappings of arrays (``flax.serialization.to_state_dict`` of a state);
-        device arrays are copied to the host.
+        device arrays are copied to the host, gathered from every process when split.
       meta: a JSON-serializable dict; hashed in canonical form (sorted keys), so a dict
         and its JSON round trip hash alike.
 
@@ -109,7 +111,10 @@ def content_digest(state: Any, meta: dict) -> str:
     """
     h = hashlib.new(DIGEST_ALGORITHM)
     leaves = flatten(state)
-    for path, leaf in zip(leaves, jax.device_get(list(leaves.values())), strict=True):
+    # Arrays split over several processes are gathered first: every process hashes the
+    # whole state (a collective when it is sharded; see dlcore.engine.distributed).
+    values = jax.device_get(host_local(list(leaves.values())))
+    for path, leaf in zip(leaves, values, strict=True):
         array = np.ascontiguousarray(np.asarray(leaf))
         h.update(f"{path}\0{array.dtype.str}\0{array.shape}\0".encode())
         h.update(array.tobytes())

@@ -158,7 +158,13 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 class RunDir:
-    """Paths and small file operations of one run directory."""
+    """Paths and small file operations of one run directory.
+
+    Attributes:
+      writer: whether this process writes the run's files (see :class:`FollowerRunDir`).
+    """
+
+    writer = True
 
     def __init__(self, path: str | pathlib.Path):
         self.path = pathlib.Path(path)
@@ -295,6 +301,29 @@ class RunDir:
 
     def read_summary(self) -> dict[str, Any] | None:
         return json.loads(self.summary.read_text()) if self.summary.exists() else None
+
+
+class FollowerRunDir(RunDir):
+    """A run directory as processes 1, 2, ... of a multi-process run see it: they read it
+    and take part in its checkpoints (orbax writes each process's shards), but every
+    other file is process 0's to write, so these writes do nothing."""
+
+    writer = False
+
+    def append_metrics(self, records: list[dict[str, Any]]) -> None:
+        pass
+
+    def truncate_metrics(self, last_step: int) -> list[int]:
+        return []
+
+    def write_dataset(self, fingerprint: dict[str, Any]) -> None:
+        pass
+
+    def write_resolved(self, config: dict[str, Any]) -> None:
+        pass
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        pass
 
 
 def default_run_path(name: str, root: str | pathlib.Path = "runs") -> pathlib.Path:
