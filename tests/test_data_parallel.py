@@ -149,6 +149,25 @@ def test_device_settings_that_cannot_run_are_one_line_errors(
     assert "\n" not in str(err.value)
 
 
+def test_a_population_spreads_members_so_its_batch_need_not_split():
+    check_data_parallel(8, 8, 12, members=8)  # 12 examples per member, 1 member per device
+    with pytest.raises(FieldError, match="12 examples do not split over 8 devices"):
+        check_data_parallel(8, 8, 12)
+
+
+@pytest.mark.parametrize(
+    "devices, members, words",
+    [
+        (4, 1, "a run of 2 processes trains on all 8 of their devices; set it to 8 or 'all'"),
+        (8, 8, "population training runs in a single process"),
+    ],
+)
+def test_a_multi_process_run_uses_every_device_and_no_population(devices, members, words):
+    with pytest.raises(FieldError) as err:
+        check_data_parallel(devices, 8, 16, members, processes=2)
+    assert err.value.field == "train.devices" and words in err.value.message
+
+
 def test_one_device_is_the_single_device_program():
     assert isinstance(placement(1, shard_params=True), SingleDevice)
     assert SingleDevice.step_shardings is None  # jax.jit gets exactly what it always got
@@ -188,6 +207,9 @@ def test_the_devices_flag_reaches_the_run(tmp_path):
     forced = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     done = run_cli("run", cfg, "--devices", "9", "--run-dir", str(run), env=forced)
     assert done.returncode == 2 and not run.exists()
+    bad = run_cli("run", cfg, "--devices", "x", "--run-dir", str(run))
+    assert bad.returncode == 2 and not run.exists()
+    assert bad.stderr.strip() == "error: --devices: 'x': expected a positive number or 'all'"
     assert done.stderr.strip().endswith(
         "train.devices: 9 devices asked for but 8 available (cpu); set it to at most 8 or "
         "'all' (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)"

@@ -45,6 +45,21 @@ def devices_per_process(devices: int | str, processes: int) -> int:
     return int(devices) // processes
 
 
+def devices_arg(text: str | None) -> int | str | None:
+    """``--devices``: a positive whole number or ``all`` (None when not given).
+
+    Raises:
+      ConfigError: one line naming ``--devices`` and the value.
+    """
+    from dlcore.config.errors import ConfigError
+
+    if text is None or text == "all":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError("--devices", [("", f"{text!r}: expected a positive number or 'all'")])
+    return int(text)
+
+
 def strip_option(argv: list[str], option: str) -> list[str]:
     """``argv`` without ``option VALUE`` / ``option=VALUE``."""
     out, skip = [], False

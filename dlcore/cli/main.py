@@ -14,7 +14,7 @@ import pathlib
 import sys
 
 from dlcore import host_memory
-from dlcore.cli.launch import add_process_options, launch_command
+from dlcore.cli.launch import add_process_options, devices_arg, launch_command
 from dlcore.config.errors import ConfigError
 from dlcore.config.loading import load_config
 from dlcore.runs.errors import (
@@ -366,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in compiles and not args.no_compile_cache:
         _enable_compile_cache()
     try:
+        if hasattr(args, "devices"):
+            args.devices = devices_arg(args.devices)
         if args.command in ("run", "resume") and args.processes != 1:
             return launch_command(args, argv, _overrides(args) if args.command == "run" else [])
         return COMMANDS[args.command](args)

@@ -48,6 +48,7 @@ def build(
     source: str = "config",
     make_optimizer: Callable[[Section], optax.GradientTransformation] | None = None,
     warm_start: bool = True,
+    members: int = 1,
 ) -> Experiment:
     """Data set and task for a config, after the checks that need the data.
 
@@ -59,6 +60,8 @@ def build(
       warm_start: load the ``[init]`` source run's parameters into the task's initial
         state (:mod:`dlcore.experiment.transfer`); False when a checkpoint of this run
         will replace that state anyway (resume, eval).
+      members: a population's size (its members, not the batch, are spread over
+        ``train.devices``).
 
     Raises:
       ConfigError: when fields are individually valid but do not fit the data or the task.
@@ -75,7 +78,12 @@ def build(
         available = jax.device_count()
         devices = device_count(cfg.train.devices, available)
         check_data_parallel(
-            devices, available, cfg.train.batch_size, shard_params=cfg.train.shard_params
+            devices,
+            available,
+            cfg.train.batch_size,
+            members,
+            cfg.train.shard_params,
+            jax.process_count(),
         )
         problem = first_unmet(cfg.task.needs(), spec)
         if problem is not None:

@@ -13,15 +13,12 @@ import pathlib
 import time
 from typing import Any
 
-import jax
 import optax
 
-from dlcore.config.errors import FieldError
 from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.loading import ConfigError, load_raw, set_path, validate
 from dlcore.engine.loop import fit
 from dlcore.engine.population import fit_population, member_scale
-from dlcore.engine.sharding import check_data_parallel, device_count
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.experiment import build, resume_experiment, run_experiment
 from dlcore.optim import build_optimizer, find_plateau
@@ -163,14 +160,6 @@ def run_population_sweep(
         )
     if find_plateau(base.optimizer.schedule) is not None:
         raise ConfigError(source, [("optimizer.schedule", "plateau is not supported with --vmap")])
-    available = jax.device_count()
-    try:
-        devices = device_count(base.train.devices, available)
-        check_data_parallel(
-            devices, available, base.train.batch_size, len(trials), base.train.shard_params
-        )
-    except FieldError as err:
-        raise ConfigError(source, [(err.field, err.message)]) from None
     seeds = [cfg.seed for _, cfg in trials]
     rates = [cfg.optimizer.learning_rate for _, cfg in trials]
 
@@ -178,7 +167,8 @@ def run_population_sweep(
         unit = section.model_copy(update={"learning_rate": 1.0})
         return optax.chain(build_optimizer(unit), member_scale())
 
-    experiment = build(base, source, make_optimizer=unit_rate_chain)
+    # The members are spread over the devices: build checks that they divide, not the batch.
+    experiment = build(base, source, make_optimizer=unit_rate_chain, members=len(trials))
     task = experiment.task
     # Made before training, so a directory that cannot be made costs no training.
     root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-vmap"))
