@@ -160,4 +160,8 @@ def test_a_process_without_its_place_exits_2(runs, tmp_path):
     assert done.stderr.strip().splitlines() == [
         "error: DLCORE_PROCESS_ID='5': expected 0 to 1 (DLCORE_NUM_PROCESSES=2)"
     ]
+    done = run_cli("run", str(config), "--run-dir", str(tmp_path / "x"), "--distributed")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: --distributed: no SLURM, Open MPI, Cloud TPU or Kubernetes")
     assert not (tmp_path / "x").exists()

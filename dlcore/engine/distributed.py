@@ -63,7 +63,13 @@ def initialize(auto_detect: bool = False) -> bool:
     # CPU devices of different processes talk through gloo; GPUs and TPUs ignore this.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if processes == 1:
-        jax.distributed.initialize()
+        try:
+            jax.distributed.initialize()
+        except ValueError as err:  # nothing detected: JAX names the first missing setting
+            raise ValueError(
+                f"--distributed: no SLURM, Open MPI, Cloud TPU or Kubernetes cluster found "
+                f"and {ENV_PROCESSES} not set ({err})"
+            ) from None
         return jax.process_count() > 1
     address = os.environ.get(ENV_COORDINATOR)
     process_id = os.environ.get(ENV_PROCESS_ID, "")
