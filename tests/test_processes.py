@@ -165,3 +165,25 @@ def test_a_process_without_its_place_exits_2(runs, tmp_path):
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: --distributed: no SLURM, Open MPI, Cloud TPU or Kubernetes")
     assert not (tmp_path / "x").exists()
+
+
+def test_each_process_reads_only_the_rows_of_its_own_devices(monkeypatch):
+    """The arithmetic behind "each process reads its own shard": with 2 processes of 4
+    devices, process 1 gathers the second half of every batch's rows, and nothing else
+    (the equality tests above show those are the right rows)."""
+    import types
+
+    import jax
+
+    from dlcore.engine import sharding
+
+    devices = [types.SimpleNamespace(process_index=p) for p in (0, 0, 0, 0, 1, 1, 1, 1)]
+    mesh = types.SimpleNamespace(devices=np.array(devices, dtype=object), size=8)
+    where = sharding.DataParallel(mesh)
+    rows = np.arange(16) * 3
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    for process, half in ((0, rows[:8]), (1, rows[8:])):
+        monkeypatch.setattr(sharding, "_me", lambda p=process: p)
+        np.testing.assert_array_equal(where.local_rows(rows), half)
+    monkeypatch.setattr(jax, "process_count", lambda: 1)
+    np.testing.assert_array_equal(where.local_rows(rows), rows)  # one process reads all
