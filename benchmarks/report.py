@@ -55,7 +55,9 @@ def print_table(results: dict, console: Console | None = None) -> None:
     console = console or Console(width=180)
     console.print(system_line(results))
     for suite in dict.fromkeys(r["suite"] for r in results["rows"]):
-        table = Table(title=suite, title_justify="left")
+        # A suite's rows may say how to read them (forced host devices are no speed-up).
+        captions = "; ".join(_captions(results, suite))
+        table = Table(title=suite, title_justify="left", caption=captions or None)
         for header, _ in COLUMNS:
             table.add_column(
                 header, justify="left" if header in ("candidate", "status") else "right"
@@ -65,6 +67,44 @@ def print_table(results: dict, console: Console | None = None) -> None:
                 cells = [_fmt(key, row[key]) for _, key in COLUMNS[:-1]]
                 table.add_row(*cells, _status(row))
         console.print(table)
+        if any("layout" in r for r in results["rows"] if r["suite"] == suite):
+            console.print(device_table(results, suite))
+
+
+def _captions(results: dict, suite: str) -> list[str]:
+    rows = results["rows"]
+    return list(dict.fromkeys(r["caption"] for r in rows if r["suite"] == suite and "caption" in r))
+
+
+def device_table(results: dict, suite: str) -> Table:
+    """Examples/s of each run (rows) on each processes x devices layout (columns), and
+    in brackets the ratio to the same run on one device (``suite_scaling`` rows)."""
+    rows = [r for r in results["rows"] if r["suite"] == suite]
+    layouts = list(dict.fromkeys(r["config"]["layout"] for r in rows))
+    title = f"{suite}: examples/s (ratio to 1 device) per processes x devices"
+    table = Table(title=title, title_justify="left", min_width=len(title))
+    table.add_column("run", justify="left")
+    for layout in layouts:
+        table.add_column(layout, justify="right")
+    cells: dict[str, dict[str, str]] = {}
+    # Runs in the order of the layout that has the most (one device has no sharded run).
+    widest = max(layouts, key=lambda layout: sum(r["config"]["layout"] == layout for r in rows))
+    for r in sorted(rows, key=lambda r: r["config"]["layout"] != widest):  # stable
+        c = r["config"]
+        run = f"{c['model']} {c['mode']} {c['params']} B={r['layout']['B']}"
+        ratio = (r.get("scaling") or {}).get("vs_1_device")
+        value = _fmt("items_per_s", r["items_per_s"]) if r["items_per_s"] else "n/a"
+        if ratio is not None:
+            value += f" ({ratio:.2f}x)"
+        cells.setdefault(run, {})[c["layout"]] = value
+    for run, by_layout in cells.items():
+        table.add_row(run, *(by_layout.get(layout, "-") for layout in layouts))
+    # The layouts ran one after another: the load then tells how comparable they are.
+    load = {r["config"]["layout"]: (r.get("scaling") or {}).get("load_avg_1") for r in rows}
+    if any(v is not None for v in load.values()):
+        cells = [_fmt("load", load[layout]) for layout in layouts]
+        table.add_row("machine load (1-min average)", *cells, style="dim")
+    return table
 
 
 def system_line(results: dict) -> str:
@@ -191,6 +231,8 @@ def performance_markdown(results: dict, source: str) -> str:
         cells = [row["suite"], _fmt("config", row["config"]), row["candidate"]]
         cells += [_fmt(k, row[k]) for k in keys] + [_status(row)]
         lines.append("| " + " | ".join(cells) + " |")
+    for suite in dict.fromkeys(r["suite"] for r in results["rows"]):
+        lines += [f"\n{suite}: {text}." for text in _captions(results, suite)]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from benchmarks import (
     suite_lstm,
     suite_mlp,
     suite_resnet,
+    suite_scaling,
     system,
 )
 from benchmarks.records import Settings, attach_peak
@@ -25,6 +26,7 @@ SUITES = {
     "lstm_compile": suite_compile.run_compile,
     "remat": suite_compile.run_remat,
     "digits_epoch": suite_epoch.run,
+    "scaling": suite_scaling.run,
 }
 RESULTS_DIR = pathlib.Path(__file__).parent / "results"
 

@@ -107,6 +107,7 @@ def test_only_process_zero_writes_the_run_directory(runs):
     assert "process=1" not in (two / "checkpoints" / "orbax.log").read_text()
     # Process 1's output went nowhere; process 0 printed the run's lines once.
     assert made["two"].stdout.count("run directory:") == 1
+    assert "[Gloo]" not in made["two"].stdout  # gloo's connection lines are dropped
     # orbax wrote each process's shards into the one checkpoint
     step = max(committed_steps(two))
     shards = sorted(

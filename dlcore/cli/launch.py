@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from dlcore.config.errors import FieldError
@@ -73,7 +74,8 @@ def strip_option(argv: list[str], option: str) -> list[str]:
     return out
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on the loopback address that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -99,12 +101,13 @@ def launch(argv: list[str], processes: int, local_devices: int) -> int:
       processes: how many processes.
       local_devices: forced host devices of each.
     """
-    port = _free_port()
+    port = free_port()
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "dlcore.cli", *argv],
             env=child_env(i, processes, local_devices, port),
-            stdout=None if i == 0 else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if i == 0 else subprocess.DEVNULL,
+            text=True,
             start_new_session=True,  # a Ctrl-C reaches them once, from here
         )
         for i in range(processes)
@@ -116,6 +119,8 @@ def launch(argv: list[str], processes: int, local_devices: int) -> int:
                 child.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    echo = threading.Thread(target=_echo, args=(children[0].stdout,), daemon=True)
+    echo.start()
     try:
         failed_at = None
         while any(c.poll() is None for c in children):
@@ -130,7 +135,17 @@ def launch(argv: list[str], processes: int, local_devices: int) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     codes = [c.wait() for c in children]
+    echo.join()
     return codes[0] or next((c for c in codes if c), 0)
+
+
+def _echo(stream) -> None:
+    """Process 0's output, less the line per device that gloo (the CPU collectives)
+    prints to stdout when it connects."""
+    for line in stream:
+        if not line.startswith("[Gloo] "):
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
 
 def add_process_options(parser) -> None:

@@ -193,17 +193,23 @@ class DataParallel:
         )
 
     def init(self, init: Any, key: jax.Array, batch: Any) -> Any:
-        """``init(key, batch)`` compiled to create each state leaf where it lives, so a
-        sharded state is never whole on one device and every process makes only its own
-        shards."""
-        try:
-            shapes = jax.eval_shape(init, key, batch)
-        except jax.errors.JAXTypeError:
-            # An init that needs concrete values (a warm start reading a checkpoint) runs
-            # eagerly; its host copy, the same in every process, is then split.
-            state = jax.device_get(init(key, batch))
-            return jax.device_put(state, self.state_shardings(state))
-        return jax.jit(init, out_shardings=self.state_shardings(shapes))(key, batch)
+        """``init(key, batch)`` placed on the devices.
+
+        Replicated, it runs as on one device (the same initial values, no extra compile)
+        and is copied to every device (each process copies its own, equal, values). Under
+        ``shard_params`` it is compiled to create each leaf where it lives, so the state
+        is never whole on one device and each process makes only its own shards (an init
+        that needs concrete values, such as a warm start reading a checkpoint, runs as
+        replicated and is then split).
+        """
+        if self.shard_params:
+            try:
+                shapes = jax.eval_shape(init, key, batch)
+            except jax.errors.JAXTypeError:
+                shapes = None
+            if shapes is not None:
+                return jax.jit(init, out_shardings=self.state_shardings(shapes))(key, batch)
+        return self.state(init(key, batch))
 
     def state(self, state: Any) -> Any:
         """``state`` moved to its shardings (a no-op for leaves already there)."""
