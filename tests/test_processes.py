@@ -39,10 +39,20 @@ EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("processes")
     config = write_toml(root / "tiny.toml", TINY)
+    cache = root / "xla-cache"  # the runs of one layout compile the same programs
     made = {}
 
     def run(name, *args, env=None):
-        done = run_cli("run", str(config), "--run-dir", str(root / name), "--quiet", *args, env=env)
+        done = run_cli(
+            "run",
+            str(config),
+            "--run-dir",
+            str(root / name),
+            "--quiet",
+            *args,
+            env=env,
+            cache_dir=cache,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         made[name] = done
 
@@ -52,14 +62,14 @@ def runs(tmp_path_factory):
     code, err = start_and_interrupt(
         config,
         root / "stopped",
-        None,
+        cache,
         signal.SIGTERM,
         ready=lambda d: any(step >= 30 for step in committed_steps(d)),
         extra_args=("--devices", "8", "--processes", "2"),
     )
     stopped = json.loads((root / "stopped" / "summary.json").read_text())
     made["stopped"] = (code, err, stopped, committed_steps(root / "stopped"))
-    resumed = run_cli("resume", str(root / "stopped"), "--quiet", env=EIGHT)
+    resumed = run_cli("resume", str(root / "stopped"), "--quiet", env=EIGHT, cache_dir=cache)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return root, config, made
 
