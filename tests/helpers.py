@@ -33,6 +33,29 @@ def run_cli(
     )
 
 
+def run_on_8_devices(script: str, *args: str) -> dict:
+    """The JSON that ``tests/<script> *args`` prints, run in a subprocess with 8 forced
+    host CPU devices (the device count is fixed when jax starts)."""
+    import json
+
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        PYTHONPATH=str(REPO),
+    )
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tests" / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
 def write_toml(path: pathlib.Path, data: dict) -> pathlib.Path:
     path.write_text(tomli_w.dumps(data))
     return path

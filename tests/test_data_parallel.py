@@ -17,9 +17,6 @@ dropout keys that depend on the device) changes the losses in the second digit.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import pytest
@@ -35,7 +32,7 @@ from dlcore.engine.sharding import (
     placement,
 )
 from dlcore.experiment import build
-from tests.helpers import REPO, computed_once, run_cli
+from tests.helpers import REPO, computed_once, run_cli, run_on_8_devices
 
 P = jax.sharding.PartitionSpec
 RTOL_LOSS, ATOL_PARAMS = 1e-5, 1e-5
@@ -44,22 +41,7 @@ STEPS = 100
 
 def on_8_devices(*args: str) -> dict:
     """What ``tests/data_parallel_worker.py *args`` reports, run on 8 host CPU devices."""
-    env = dict(
-        os.environ,
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
-        PYTHONPATH=str(REPO),
-    )
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "data_parallel_worker.py"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout)
+    report = run_on_8_devices("data_parallel_worker.py", *args)
     assert report["device_count"] == 8
     return report
 

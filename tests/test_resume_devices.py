@@ -9,15 +9,10 @@ The runs happen in one subprocess (``tests/resume_devices_worker.py``) with 8 fo
 CPU devices. Resuming on the same device count is bit-identical (``tests/test_resume.py``).
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from dlcore.engine.sharding import leaf_spec
-from tests.helpers import REPO, computed_once, run_cli
+from tests.helpers import REPO, computed_once, run_cli, run_on_8_devices
 
 # The tolerance of tests/test_data_parallel.py, for the same reason: on another device
 # count a batch's sums are added in another order, so the runs agree to float32 rounding
@@ -37,25 +32,10 @@ SIDES = [
 
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
-    env = dict(
-        os.environ,
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
-        PYTHONPATH=str(REPO),
-    )
     root = tmp_path_factory.mktemp("resume_devices")
 
     def resume_all() -> dict:
-        done = subprocess.run(
-            [sys.executable, str(REPO / "tests" / "resume_devices_worker.py"), str(root), *CASES],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=REPO,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout)
+        return run_on_8_devices("resume_devices_worker.py", str(root), *CASES)
 
     return computed_once(tmp_path_factory, "resume_devices", resume_all)
 
