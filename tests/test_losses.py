@@ -51,6 +51,16 @@ def np_triplet(a, p, n, m=0.2):
     return np.maximum(0, ((a - p) ** 2).sum(-1) - ((a - n) ** 2).sum(-1) + m)
 
 
+def np_huber(r, delta=1.0):
+    r = np.abs(r)
+    return np.where(r <= delta, 0.5 * r**2, delta * (r - 0.5 * delta)).sum(-1)
+
+
+def np_cosine_embedding(a, b, same, m=0.0):
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    return np.where(same == 1, 1 - cos, np.maximum(0, cos - m))
+
+
 # name -> (args, NumPy reference per example)
 CASES = {
     "softmax_cross_entropy": (
@@ -88,6 +98,9 @@ CASES = {
     ),
     "contrastive": ((EMB[0], EMB[1], SAME), np_contrastive(EMB[0], EMB[1], SAME)),
     "triplet": ((EMB[0], EMB[1], EMB[2]), np_triplet(EMB[0], EMB[1], EMB[2])),
+    "huber": ((2 * PRED, TARGET), np_huber(2 * PRED - TARGET)),
+    "smooth_l1": ((2 * PRED, TARGET), np_huber(2 * PRED - TARGET)),  # beta = 1: the same
+    "cosine_embedding": ((EMB[0], EMB[1], SAME), np_cosine_embedding(EMB[0], EMB[1], SAME)),
 }
 
 
@@ -109,8 +122,8 @@ def test_matches_textbook_formula(name):
 
 
 # how many leading arguments of each loss are differentiated (the rest are labels)
-N_DIFFERENTIABLE = {"contrastive": 2, "triplet": 3} | {
-    name: 2 for name in ("squared_error", "mse", "mae", "mean_bias_error")
+N_DIFFERENTIABLE = {"contrastive": 2, "cosine_embedding": 2, "triplet": 3} | {
+    name: 2 for name in ("squared_error", "mse", "mae", "mean_bias_error", "huber", "smooth_l1")
 }
 
 

@@ -90,6 +90,17 @@ PROGRAMS = {
     "mlp/regression_mse": ("line", MLP, {"name": "regression", "loss": "mse"}),
     "mlp/regression_mae": ("line", MLP, {"name": "regression", "loss": "mae"}),
     "linear/regression": ("line", {"name": "linear"}, {"name": "regression"}),
+    "mlp/regression_huber": (
+        "line",
+        MLP,
+        {"name": "regression", "loss": "huber", "delta": 0.5, "element_reduction": "mean"},
+    ),
+    "mlp/regression_smooth_l1": ("line", MLP, {"name": "regression", "loss": "smooth_l1"}),
+    "mlp/classification_label_smoothing": (
+        "spirals",
+        MLP,
+        {"name": "classification", "label_smoothing": 0.1},
+    ),
     "multihead_mlp/multitask": (
         {"name": "digits", "targets": ["digit", "parity"]},
         {"name": "multihead_mlp", "trunk_widths": [4]},
@@ -103,9 +114,15 @@ PROGRAMS = {
     ),
     "mlp/embedding_contrastive": ("spirals", MLP, {"name": "embedding", "loss": "contrastive"}),
     "mlp/embedding_triplet": ("spirals", MLP, {"name": "embedding", "loss": "triplet"}),
+    "mlp/embedding_cosine": ("spirals", MLP, {"name": "embedding", "loss": "cosine_embedding"}),
+    "mlp/embedding_triplet_euclidean": (
+        "spirals",
+        MLP,
+        {"name": "embedding", "loss": "triplet", "distance": "euclidean"},
+    ),
     "lenet5/classification+lrn": (
         {"name": "random", "n_samples": 40, "dim": 784, "classes": 3},
-        {"name": "lenet5", "lrn": True},
+        {"name": "lenet5", "lrn": {"size": 4, "even_size": "more_before", "k": 1.0}},
         {"name": "classification"},
     ),
     "alexnet/classification": (

@@ -9,8 +9,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+from pydantic import Field, PositiveInt, model_validator
 
-from dlcore.checks import check_positive_int
+from dlcore.checks import check_choice, check_positive_int
+from dlcore.config.section import Section, one_of
 from dlcore.layers.geometry import layer_name
 
 
@@ -129,24 +131,41 @@ class LayerNorm(nn.Module):
         return nn.LayerNorm(epsilon=self.epsilon, param_dtype=self.param_dtype)(x)
 
 
+# absolute: alpha multiplies the window's sum of squares (AlexNet, TensorFlow's
+# depth_radius form); divided_by_size: alpha / n does (PyTorch, Caffe), i.e. alpha
+# multiplies the window's mean with the zero padding counted.
+LRN_ALPHA_CONVENTIONS = ("absolute", "divided_by_size")
+# refuse: only odd n, a window centred on each channel; more_before: an even n is also
+# accepted, its window taking n/2 channels before c and n/2 - 1 after (PyTorch's padding).
+LRN_EVEN_SIZES = ("refuse", "more_before")
+
+
 def local_response_norm(
     x_BxHxWxC: jax.Array,
     size: int = 5,
     k: float = 2.0,
     alpha: float = 1e-4,
     beta: float = 0.75,
+    alpha_convention: str = "absolute",
+    even_size: str = "refuse",
 ) -> jax.Array:
     """Local response normalization across channels (Krizhevsky et al., 2012).
 
-    b_c = a_c / (k + alpha * sum_{j = max(0, c - n/2)}^{min(C - 1, c + n/2)} a_j^2)^beta
+    b_c = a_c / (k + alpha' * sum_{j = max(0, c - floor(n/2))}^{min(C - 1, c + floor((n-1)/2))}
+                 a_j^2)^beta
 
-    with n = ``size`` neighbouring channels (n/2 rounded down), channels on the last axis.
-    The sum is AlexNet's (alpha is not divided by n, unlike some libraries).
+    with n = ``size`` neighbouring channels, channels on the last axis, and alpha' = alpha
+    (``alpha_convention="absolute"``, AlexNet's) or alpha / n (``"divided_by_size"``,
+    PyTorch's ``LocalResponseNorm``, which also defaults to k = 1). For odd n the window is
+    centred, c +- (n-1)/2; an even n (``even_size="more_before"``) reaches n/2 channels back
+    and n/2 - 1 forward, as PyTorch pads it.
 
     Args:
       x_BxHxWxC: activations; any rank >= 1 with channels last.
-      size: number of channels n in the window (odd).
+      size: number of channels n in the window (odd unless ``even_size="more_before"``).
       k, alpha, beta: the constants of the formula; AlexNet's values are the defaults.
+      alpha_convention: ``"absolute"`` or ``"divided_by_size"`` (see above).
+      even_size: ``"refuse"`` an even n, or accept it with the window ``"more_before"`` c.
 
     Returns:
       Normalized activations, same shape.
@@ -156,16 +175,22 @@ def local_response_norm(
       (1, 2, 2, 8)
     """
     check_positive_int(size, "LRN size")
-    if size % 2 == 0:
-        raise ValueError(f"LRN size must be odd (a window centred on each channel); got {size}")
-    half = size // 2
+    check_choice(alpha_convention, LRN_ALPHA_CONVENTIONS, "LRN alpha_convention")
+    check_choice(even_size, LRN_EVEN_SIZES, "LRN even_size")
+    if size % 2 == 0 and even_size == "refuse":
+        raise ValueError(
+            f"LRN size must be odd (a window centred on each channel); got {size} "
+            "(even_size='more_before' accepts it with PyTorch's window)"
+        )
     squares = x_BxHxWxC * x_BxHxWxC
     # Zero-pad the channel axis and add the n shifted views: the padding realises the
     # max(0, .)/min(C - 1, .) limits of the sum. n is small (5), so n slices are cheap.
     channels = x_BxHxWxC.shape[-1]
-    padded = jnp.pad(squares, ((0, 0),) * (squares.ndim - 1) + ((half, half),))
+    pad = ((0, 0),) * (squares.ndim - 1) + ((size // 2, (size - 1) // 2),)
+    padded = jnp.pad(squares, pad)
     sums = sum(padded[..., offset : offset + channels] for offset in range(size))
-    return x_BxHxWxC / jnp.power(k + alpha * sums, beta)
+    scale = alpha / size if alpha_convention == "divided_by_size" else alpha
+    return x_BxHxWxC / jnp.power(k + scale * sums, beta)
 
 
 class LocalResponseNorm(nn.Module):
@@ -180,7 +205,52 @@ class LocalResponseNorm(nn.Module):
     k: float = 2.0
     alpha: float = 1e-4
     beta: float = 0.75
+    alpha_convention: str = "absolute"
+    even_size: str = "refuse"
 
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         del train
-        return local_response_norm(x, self.size, self.k, self.alpha, self.beta)
+        return local_response_norm(
+            x, self.size, self.k, self.alpha, self.beta, self.alpha_convention, self.even_size
+        )
+
+
+class LRNSection(Section):
+    """A model's ``lrn`` field: ``true`` (AlexNet's LRN), ``false`` (none), or a table of the
+    constants and conventions of :func:`local_response_norm` (unset keys keep AlexNet's).
+
+    PyTorch's ``nn.LocalResponseNorm(size, alpha, beta, k)`` is ``lrn = {size, alpha, beta,
+    k, alpha_convention = "divided_by_size", even_size = "more_before"}``.
+    """
+
+    enabled: bool = True
+    size: PositiveInt = Field(5, description="channels n in the window")
+    k: float = 2.0
+    alpha: float = Field(1e-4, ge=0.0)
+    beta: float = 0.75
+    alpha_convention: one_of(LRN_ALPHA_CONVENTIONS, "LRN alpha_convention") = Field(
+        "absolute", description="alpha multiplies the window's sum, or alpha/n does (PyTorch)"
+    )
+    even_size: one_of(LRN_EVEN_SIZES, "LRN even_size") = Field(
+        "refuse", description="more_before: accept an even n, window c - n/2 .. c + n/2 - 1"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flag(cls, data):
+        return {"enabled": data} if isinstance(data, bool) else data
+
+    @model_validator(mode="after")
+    def _odd_unless_asked(self) -> "LRNSection":
+        if self.size % 2 == 0 and self.even_size == "refuse":
+            raise ValueError(
+                f"size must be odd (a window centred on each channel); got {self.size} "
+                "(even_size = 'more_before' accepts it with PyTorch's window)"
+            )
+        return self
+
+    def make(self) -> "LocalResponseNorm | bool":
+        """The layer, or False when disabled (a model's ``lrn`` attribute)."""
+        if not self.enabled:
+            return False
+        return LocalResponseNorm(**self.model_dump(exclude={"enabled"}))

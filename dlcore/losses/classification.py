@@ -8,7 +8,8 @@ and the sparsemax loss is evaluated on max-shifted scores (it is shift-invariant
 import jax
 import jax.numpy as jnp
 
-from dlcore.checks import check_rank, check_same_leading_dim, check_same_shape
+from dlcore.checks import check_choice, check_rank, check_same_leading_dim, check_same_shape
+from dlcore.losses.reduce import ElementReduction, reduce_elements
 from dlcore.sparsemax import shifted_threshold
 
 
@@ -27,14 +28,27 @@ def _labels_as_one_hot(logits_BxK: jax.Array, labels: jax.Array) -> jax.Array:
     return jax.nn.one_hot(labels, logits_BxK.shape[-1], dtype=logits_BxK.dtype)
 
 
-def softmax_cross_entropy(logits_BxK: jax.Array, labels: jax.Array) -> jax.Array:
-    """Cross-entropy of the labels under softmax(logits).
+# A multi-class hinge loss sums its K - 1 margin violations (Weston & Watkins) or divides
+# that sum by K (PyTorch's MultiMarginLoss); see multiclass_hinge.
+CLASS_REDUCTIONS = ("sum", "mean")
 
-    L_i = -sum_k y_ik log softmax(s_i)_k = logsumexp(s_i) - s_{i, y_i}  (one-hot y)
+
+def softmax_cross_entropy(
+    logits_BxK: jax.Array, labels: jax.Array, label_smoothing: float = 0.0
+) -> jax.Array:
+    """Cross-entropy of the labels under softmax(logits), optionally with label smoothing.
+
+    L_i = -sum_k y'_ik log softmax(s_i)_k,   y'_ik = (1 - eps) y_ik + eps / K,
+
+    which for eps = 0 and one-hot y is logsumexp(s_i) - s_{i, y_i}. The smoothed targets
+    are PyTorch's ``CrossEntropyLoss(label_smoothing=eps)`` and optax's
+    ``smooth_labels(y, eps)``; Keras's ``label_smoothing`` is the same formula.
 
     Args:
       logits_BxK: unnormalized scores, ``[B, K]``.
       labels: integer class ids ``[B]`` in ``[0, K)``, or one-hot (or soft) targets ``[B, K]``.
+      label_smoothing: eps in [0, 1): the weight moved from the targets to the uniform
+        distribution.
 
     Returns:
       Per-example loss, ``[B]``.
@@ -43,19 +57,26 @@ def softmax_cross_entropy(logits_BxK: jax.Array, labels: jax.Array) -> jax.Array
       >>> softmax_cross_entropy(jnp.array([[0.0, 0.0]]), jnp.array([1]))
       Array([0.6931472], dtype=float32)
     """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
     y_BxK = _labels_as_one_hot(logits_BxK, labels)
+    if label_smoothing:
+        y_BxK = (1.0 - label_smoothing) * y_BxK + label_smoothing / logits_BxK.shape[-1]
     log_probs_BxK = jax.nn.log_softmax(logits_BxK, axis=-1)
     # where() rather than a product: 0 * (-inf) for an impossible class must give 0, not nan.
     return -jnp.sum(jnp.where(y_BxK != 0, y_BxK * log_probs_BxK, 0.0), axis=-1)
 
 
-def binary_cross_entropy(logits_B: jax.Array, labels_B: jax.Array) -> jax.Array:
+def binary_cross_entropy(
+    logits_B: jax.Array, labels_B: jax.Array, element_reduction: ElementReduction = "sum"
+) -> jax.Array:
     """Binary cross-entropy of labels in [0, 1] under sigmoid(logits).
 
-    L = -y log sigma(s) - (1 - y) log(1 - sigma(s)) = max(s, 0) - s y + log(1 + exp(-|s|))
+    l = -y log sigma(s) - (1 - y) log(1 - sigma(s)) = max(s, 0) - s y + log(1 + exp(-|s|))
 
     The right-hand form never exponentiates a positive number. For multi-label targets
-    ``[B, L]`` the per-example loss sums over the labels.
+    ``[B, L]`` the per-example loss sums l over the labels (``element_reduction="sum"``) or
+    averages it (``"mean"``: with the mean over examples, PyTorch's ``BCEWithLogitsLoss``).
 
     Example:
       >>> binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))
@@ -64,16 +85,25 @@ def binary_cross_entropy(logits_B: jax.Array, labels_B: jax.Array) -> jax.Array:
     check_same_shape(logits_B, labels_B, "logits", "labels")
     y = labels_B.astype(logits_B.dtype)
     per_label = jnp.maximum(logits_B, 0) - logits_B * y + jnp.log1p(jnp.exp(-jnp.abs(logits_B)))
-    return per_label.reshape(per_label.shape[0], -1).sum(axis=-1)
+    return reduce_elements(per_label, element_reduction)
 
 
-def multiclass_hinge(logits_BxK: jax.Array, labels_B: jax.Array, margin: float = 1.0) -> jax.Array:
-    """Multi-class hinge loss (Weston & Watkins): L_i = sum_{j != y_i} max(0, s_j - s_y + 1).
+def multiclass_hinge(
+    logits_BxK: jax.Array,
+    labels_B: jax.Array,
+    margin: float = 1.0,
+    class_reduction: str = "sum",
+) -> jax.Array:
+    """Multi-class hinge loss (Weston & Watkins): L_i = sum_{j != y_i} max(0, s_j - s_y + m).
+
+    With ``class_reduction="mean"`` the sum is divided by K (not K - 1), as PyTorch's
+    ``MultiMarginLoss``: L_i = (1/K) sum_{j != y_i} max(0, m - s_y + s_j).
 
     Args:
       logits_BxK: scores, ``[B, K]``.
       labels_B: integer class ids, ``[B]``.
-      margin: the required gap between the true score and every other score.
+      margin: the required gap m between the true score and every other score.
+      class_reduction: ``"sum"`` (the default) or ``"mean"`` (divide by K).
 
     Example:
       >>> multiclass_hinge(jnp.array([[3.0, 2.5, 0.0]]), jnp.array([0]))
@@ -82,14 +112,19 @@ def multiclass_hinge(logits_BxK: jax.Array, labels_B: jax.Array, margin: float =
     check_rank(logits_BxK, 2, "logits", "[B, K]")
     y_BxK = _labels_as_one_hot(logits_BxK, labels_B)
     true_score_Bx1 = jnp.sum(logits_BxK * y_BxK, axis=-1, keepdims=True)
+    check_choice(class_reduction, CLASS_REDUCTIONS, "class_reduction")
     violations_BxK = jnp.maximum(0.0, logits_BxK - true_score_Bx1 + margin)
-    return jnp.sum(jnp.where(y_BxK > 0, 0.0, violations_BxK), axis=-1)
+    total_B = jnp.sum(jnp.where(y_BxK > 0, 0.0, violations_BxK), axis=-1)
+    return total_B / logits_BxK.shape[-1] if class_reduction == "mean" else total_B
 
 
-def binary_hinge(scores_B: jax.Array, labels_B: jax.Array) -> jax.Array:
+def binary_hinge(
+    scores_B: jax.Array, labels_B: jax.Array, element_reduction: ElementReduction = "sum"
+) -> jax.Array:
     """Binary hinge loss for labels in {-1, +1}: L = max(0, 1 - y s).
 
-    Extra non-batch axes (several binary outputs per example) are summed.
+    Extra non-batch axes (several binary outputs per example) are summed, or averaged with
+    ``element_reduction="mean"``.
 
     Example:
       >>> binary_hinge(jnp.array([0.5, 2.0]), jnp.array([1.0, -1.0]))
@@ -97,7 +132,7 @@ def binary_hinge(scores_B: jax.Array, labels_B: jax.Array) -> jax.Array:
     """
     check_same_shape(scores_B, labels_B, "scores", "labels")
     per_output = jnp.maximum(0.0, 1.0 - labels_B.astype(scores_B.dtype) * scores_B)
-    return per_output.reshape(per_output.shape[0], -1).sum(axis=-1)
+    return reduce_elements(per_output, element_reduction)
 
 
 @jax.custom_jvp

@@ -10,7 +10,30 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from dlcore.checks import check_choice
+
 Reduction = Literal["mean", "sum", "none"]
+# How a per-example loss combines the elements of one example (labels, outputs, pixels):
+# dlcore sums them; PyTorch's reduction="mean" averages over every element of the batch,
+# which for equal-sized examples is the mean over examples of the per-example "mean".
+ELEMENT_REDUCTIONS = ("sum", "mean")
+ElementReduction = Literal["sum", "mean"]
+
+
+def reduce_elements(per_element_BxE: jax.Array, element_reduction: ElementReduction) -> jax.Array:
+    """Combines the non-batch axes of a per-element loss into one value per example.
+
+    sum: L_i = sum_e l_ie;   mean: L_i = (1/E) sum_e l_ie,   E = elements per example.
+
+    Example:
+      >>> reduce_elements(jnp.array([[1.0, 3.0]]), "mean")
+      Array([2.], dtype=float32)
+    """
+    check_choice(element_reduction, ELEMENT_REDUCTIONS, "element_reduction")
+    flat_BxE = per_element_BxE.reshape(per_element_BxE.shape[0], -1)
+    if element_reduction == "mean":
+        return jnp.mean(flat_BxE, axis=-1)
+    return jnp.sum(flat_BxE, axis=-1)
 
 
 def reduce_loss(

@@ -23,7 +23,7 @@ from dlcore.config.section import Section
 from dlcore.data.dataset import DataSpec
 from dlcore.data.needs import Need
 from dlcore.layers.dropout import Dropout
-from dlcore.layers.norm import local_response_norm
+from dlcore.layers.norm import LocalResponseNorm, LRNSection, local_response_norm
 from dlcore.layers.pooling import max_pool
 from dlcore.models.conv_blocks import (
     HE_NORMAL,
@@ -51,7 +51,8 @@ class AlexNet(nn.Module):
       widths: channels of conv1..conv5.
       dense: widths of the two hidden dense layers (any number is accepted).
       dropout: drop probability after each hidden dense layer (AlexNet: 0.5).
-      lrn: local response normalization after conv1 and conv2.
+      lrn: local response normalization after conv1 and conv2 (True: AlexNet's constants),
+        or a configured :class:`LocalResponseNorm`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -65,7 +66,7 @@ class AlexNet(nn.Module):
     widths: Sequence[int] = (32, 64, 96, 96, 64)
     dense: Sequence[int] = (256, 256)
     dropout: float = 0.5
-    lrn: bool = True
+    lrn: bool | LocalResponseNorm = True
 
     def __post_init__(self):
         if len(self.widths) != len(KERNELS):
@@ -85,8 +86,8 @@ class AlexNet(nn.Module):
         check_feature_sizes("alexnet", self.shrinks(), h.shape[1:3], "the input")
         for i, (width, k) in enumerate(zip(self.widths, KERNELS, strict=True), start=1):
             h = nn.relu(conv(width, k, f"conv{i}")(h))
-            if self.lrn and i in LRN_AFTER:
-                h = local_response_norm(h)
+            if self.lrn and i in LRN_AFTER:  # True: AlexNet's constants; else a configured layer
+                h = self.lrn(h) if isinstance(self.lrn, nn.Module) else local_response_norm(h)
             if i in POOL_AFTER:  # overlapping: windows 3 wide, 2 apart
                 h = max_pool(h, 3, 2, name=f"pool{POOL_AFTER.index(i) + 1}")
         h_BxD = h.reshape(h.shape[0], -1)
@@ -108,7 +109,10 @@ class AlexNetConfig(Section):
     )
     dense: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    lrn: bool = Field(True, description="local response normalization after conv1 and conv2")
+    lrn: LRNSection = Field(
+        default_factory=lambda: LRNSection(enabled=True),
+        description="local response normalization after conv1 and conv2 (true, false or a table)",
+    )
 
     def needs(self) -> tuple[Need, ...]:
         return (IMAGES,)
@@ -122,5 +126,5 @@ class AlexNetConfig(Section):
             widths=tuple(self.widths),
             dense=tuple(self.dense),
             dropout=self.dropout,
-            lrn=self.lrn,
+            lrn=self.lrn.make(),
         )

@@ -18,7 +18,7 @@ from dlcore.config.section import Section, one_of
 from dlcore.data.dataset import DataSpec
 from dlcore.data.needs import Need
 from dlcore.layers.conv import CONV_IMPLS, Conv2D
-from dlcore.layers.norm import local_response_norm
+from dlcore.layers.norm import LocalResponseNorm, LRNSection, local_response_norm
 from dlcore.layers.pooling import max_pool
 
 MIN_IMAGE = 12  # conv2 (5x5, valid) then a 2x2 pool need a 6x6 map after the first pool
@@ -55,7 +55,8 @@ class LeNet5(nn.Module):
       out_features: number of classes K.
       activation: name in ``dlcore.activations.ACTIVATIONS`` (the baseline uses ``relu``).
       conv_impl: ``'auto'``, ``'gemm'`` or ``'xla'`` (see ``dlcore.layers.conv.Conv2D``).
-      lrn: local response normalization (n=5, k=2, alpha=1e-4, beta=0.75) after each conv.
+      lrn: local response normalization after each conv: True for n=5, k=2, alpha=1e-4,
+        beta=0.75, or a configured :class:`LocalResponseNorm`.
 
       image_size: side of the square images that flat ``[B, S*S]`` inputs are reshaped to.
 
@@ -70,7 +71,7 @@ class LeNet5(nn.Module):
     out_features: int = 10
     activation: str = "relu"
     conv_impl: str = "auto"
-    lrn: bool = False
+    lrn: bool | LocalResponseNorm = False
     image_size: int = 28
 
     def __post_init__(self):
@@ -90,7 +91,8 @@ class LeNet5(nn.Module):
             )
         conv = dict(kernel_size=5, impl=self.conv_impl)
         # AlexNet-style local response normalization after each rectified conv, if asked.
-        norm = local_response_norm if self.lrn else (lambda a: a)
+        norm = self.lrn if isinstance(self.lrn, nn.Module) else local_response_norm
+        norm = norm if self.lrn else (lambda a: a)
         h = max_pool(norm(act(Conv2D(6, padding="same", name="conv1", **conv)(x_BxHxWxC))))
         h = max_pool(norm(act(Conv2D(16, padding="valid", name="conv2", **conv)(h))))
         h_BxD = h.reshape(h.shape[0], -1)  # (h, w, c) order, as the baseline flattens
@@ -108,7 +110,10 @@ class LeNet5Config(Section):
         "auto", description="'auto' (the faster lowering per backend), 'gemm' or 'xla'"
     )
     image_size: PositiveInt = 28
-    lrn: bool = Field(False, description="local response normalization after each conv")
+    lrn: LRNSection = Field(
+        default_factory=lambda: LRNSection(enabled=False),
+        description="local response normalization after each conv (true, false or a table)",
+    )
 
     def needs(self) -> tuple[Need, ...]:
         return (Need("x", ("features",), "grey images, flat [S*S] or [S, S, 1]", (1, 3)),)
@@ -129,4 +134,5 @@ class LeNet5Config(Section):
                     f"lenet5 needs images of at least {MIN_IMAGE}x{MIN_IMAGE}; {data.name} "
                     f"has x {list(shape)}"
                 )
-        return LeNet5(out_features=out_features, **self.model_dump(exclude={"name"}))
+        fields = self.model_dump(exclude={"name", "lrn"})
+        return LeNet5(out_features=out_features, lrn=self.lrn.make(), **fields)

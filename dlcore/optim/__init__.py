@@ -1,5 +1,11 @@
 """Optimizers, learning-rate schedules, the plateau factor and parameter freezing."""
 
+from dlcore.optim.accumulators import (
+    DampenedTraceState,
+    dampened_trace,
+    scale_by_rss_eps_outside,
+)
+from dlcore.optim.decay import check_decay_patterns, coupled_weight_decay, decay_mask
 from dlcore.optim.freezing import check_freeze_patterns, freeze, freeze_labels, param_paths
 from dlcore.optim.plateau import PlateauState, plateau_observe, plateau_scale, scale_by_plateau
 from dlcore.optim.recipes import (
@@ -48,6 +54,7 @@ __all__ = [
     "AdamWConfig",
     "ConstantSchedule",
     "CosineSchedule",
+    "DampenedTraceState",
     "ExponentialSchedule",
     "MomentumConfig",
     "NesterovConfig",
@@ -66,8 +73,12 @@ __all__ = [
     "adamw",
     "build_optimizer",
     "build_schedule",
+    "check_decay_patterns",
     "check_freeze_patterns",
     "clipping",
+    "coupled_weight_decay",
+    "dampened_trace",
+    "decay_mask",
     "descend",
     "find_plateau",
     "freeze",
@@ -79,5 +90,6 @@ __all__ = [
     "plateau_scale",
     "rmsprop",
     "scale_by_plateau",
+    "scale_by_rss_eps_outside",
     "sgd",
 ]

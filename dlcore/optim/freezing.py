@@ -23,10 +23,11 @@ TRAINABLE, FROZEN = "trainable", "frozen"
 
 
 class FreezePatternError(ValueError):
-    """A freeze or train-only pattern that matches no parameter.
+    """A freeze, train-only or decay-mask pattern that matches no parameter.
 
     Attributes:
-      field: the optimizer field that holds the pattern, ``"freeze"`` or ``"train_only"``.
+      field: the optimizer field that holds the pattern: ``"freeze"``, ``"train_only"``,
+        ``"decay_include"`` or ``"decay_exclude"``.
     """
 
     def __init__(self, message: str, field: str = "freeze"):
@@ -73,7 +74,7 @@ def check_freeze_patterns(patterns: Sequence[str], params: Any, field: str = "fr
     for pattern in patterns:
         if not any(_matches(pattern, p) for p in paths):
             shown = ", ".join(paths[:6]) + (", ..." if len(paths) > 6 else "")
-            what = "freeze" if field == "freeze" else "train-only"
+            what = {"freeze": "freeze", "train_only": "train-only"}.get(field, field)
             raise FreezePatternError(
                 f"{what} pattern {pattern!r} matches no parameter; parameter paths "
                 f"({len(paths)}) are: {shown}",

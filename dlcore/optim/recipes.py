@@ -5,17 +5,26 @@ same chains are available to research code without any config. With ``g`` the gr
 ``lr`` the (scheduled) learning rate and all operations elementwise:
 
 - ``sgd``:      ``p <- p - lr g``
-- ``momentum``: ``v <- mu v - lr g;  p <- p + v`` (the lecture form: ``lr`` is inside ``v``)
+- ``momentum``: ``v <- mu v - lr g;  p <- p + v`` (the lecture form: ``lr`` is inside ``v``);
+  with ``dampening = d``: ``v <- mu v - (1-d) lr g`` after the first step (PyTorch's SGD)
 - ``nesterov``: ``v' <- mu v - lr g;  p <- p + v' + mu (v' - v)``, i.e. ``p`` tracks the
   look-ahead point ``theta + mu v`` of ``v <- mu v - lr grad(theta + mu v)``
-- ``adagrad``:  ``r <- r + g^2;  p <- p - lr g / sqrt(r + eps)``
+- ``adagrad``:  ``r <- r + g^2;  p <- p - lr g / sqrt(r + eps)``, ``r_0 =
+  initial_accumulator_value``; ``eps_in_sqrt = false``: ``g / (sqrt(r) + eps)`` (PyTorch)
 - ``adadelta``: ``r <- rho r + (1-rho) g^2;  d = sqrt(s + eps) / sqrt(r + eps) g;
   s <- rho s + (1-rho) d^2;  p <- p - lr d``
-- ``rmsprop``:  ``r <- rho r + (1-rho) g^2;  p <- p - lr g / sqrt(r + eps)``
+- ``rmsprop``:  ``r <- rho r + (1-rho) g^2;  p <- p - lr g / sqrt(r + eps)``;
+  ``eps_in_sqrt = false``: ``g / (sqrt(r) + eps)`` (PyTorch); ``centered``: ``r - m^2`` in
+  place of ``r`` with ``m <- rho m + (1-rho) g``; ``momentum = mu``: ``v <- mu v - lr s;
+  p <- p + v`` with ``s`` the scaled gradient (PyTorch's buffer, with ``lr`` inside)
 - ``adam``:     ``m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
   p <- p - lr m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
   ``v_hat = v / (1 - b2^t)``
 - ``adamw``:    adam plus decoupled decay ``p <- p - lr (m_hat / (sqrt(v_hat) + eps) + wd p)``
+
+Every optimizer also takes ``coupled_weight_decay`` (``g <- g + wd p`` before the rule,
+PyTorch's ``weight_decay``) and ``decay_include`` / ``decay_exclude`` globs choosing the
+leaves any decay touches (see :mod:`dlcore.optim.decay`).
 
 Every recipe takes ``lr_factor``, an optional transform applied right after the
 learning-rate scaling (the plateau factor), so "divide the rate by k" means the same in
@@ -26,16 +35,18 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Literal, NamedTuple
 
 import optax
-from pydantic import Field, PositiveFloat
+from pydantic import Field, PositiveFloat, model_validator
 
 from dlcore.config.section import Section
+from dlcore.optim.accumulators import dampened_trace, scale_by_rss_eps_outside
+from dlcore.optim.decay import check_decay_on_init, coupled_weight_decay, decay_mask
 from dlcore.optim.freezing import freeze
 from dlcore.optim.plateau import scale_by_plateau
 from dlcore.optim.schedules import ConstantSchedule, ScheduleConfig, build_schedule, find_plateau
-from dlcore.regularizers import weight_mask
 
 Rate = float | optax.Schedule
 Factor = optax.GradientTransformation | None  # applied right after the rate (plateau)
+Glob = Annotated[str, Field(min_length=1)]
 
 
 class _Optimizer(Section):
@@ -49,12 +60,33 @@ class _Optimizer(Section):
     clip_value: PositiveFloat | None = Field(
         None, description="clip each gradient element to [-clip_value, clip_value] first"
     )
-    freeze: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+    freeze: tuple[Glob, ...] = Field(
         (), description="glob patterns over '/'-joined parameter paths that get no updates"
     )
-    train_only: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+    train_only: tuple[Glob, ...] = Field(
         (), description="glob patterns of the only parameters that train (the rest are frozen)"
     )
+    coupled_weight_decay: float = Field(
+        0.0, ge=0.0, description="g <- g + wd p before the rule (PyTorch's weight_decay)"
+    )
+    decay_include: tuple[Glob, ...] = Field(
+        (), description="globs of the parameters that decay (default: no bias or norm leaf)"
+    )
+    decay_exclude: tuple[Glob, ...] = Field((), description="globs of parameters that never decay")
+
+    def decays(self) -> bool:
+        """Whether some weight decay is on (the decay globs mask it)."""
+        return self.coupled_weight_decay > 0.0
+
+    @model_validator(mode="after")
+    def _globs_need_a_decay(self):
+        if (self.decay_include or self.decay_exclude) and not self.decays():
+            field = "decay_include" if self.decay_include else "decay_exclude"
+            raise ValueError(
+                f"{field}: there is no weight decay to mask; set coupled_weight_decay > 0"
+                + (" or weight_decay > 0" if self.name == "adamw" else "")
+            )
+        return self
 
 
 class SGDConfig(_Optimizer):
@@ -68,12 +100,24 @@ class MomentumConfig(_Optimizer):
 
     name: Literal["momentum"] = "momentum"
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    dampening: float = Field(
+        0.0, ge=0.0, lt=1.0, description="scale new gradients by 1 - dampening (PyTorch's SGD)"
+    )
 
 
 class NesterovConfig(MomentumConfig):
     """Nesterov accelerated gradient (momentum evaluated at the look-ahead point)."""
 
     name: Literal["nesterov"] = "nesterov"  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _undampened(self):
+        if self.dampening != 0.0:
+            raise ValueError(
+                "dampening: Nesterov momentum takes no dampening (PyTorch refuses it too); "
+                "use name = 'momentum' for dampened momentum"
+            )
+        return self
 
 
 class AdagradConfig(_Optimizer):
@@ -82,6 +126,8 @@ class AdagradConfig(_Optimizer):
     name: Literal["adagrad"] = "adagrad"
     learning_rate: PositiveFloat = 1e-2
     eps: PositiveFloat = Field(1e-8, description="added under the square root")
+    eps_in_sqrt: bool = Field(True, description="g/sqrt(r + eps); false: g/(sqrt(r) + eps)")
+    initial_accumulator_value: float = Field(0.0, ge=0.0, description="r_0, the starting sum")
 
 
 class AdadeltaConfig(_Optimizer):
@@ -99,6 +145,9 @@ class RMSPropConfig(_Optimizer):
     name: Literal["rmsprop"] = "rmsprop"
     decay: float = Field(0.9, gt=0.0, lt=1.0)
     eps: PositiveFloat = Field(1e-8, description="added under the square root")
+    eps_in_sqrt: bool = Field(True, description="g/sqrt(r + eps); false: g/(sqrt(r) + eps)")
+    centered: bool = Field(False, description="divide by the running std, not the RMS")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="momentum of the scaled steps")
 
 
 class AdamConfig(_Optimizer):
@@ -114,7 +163,12 @@ class AdamWConfig(AdamConfig):
     """Adam with decoupled weight decay (Loshchilov & Hutter)."""
 
     name: Literal["adamw"] = "adamw"  # type: ignore[assignment]
-    weight_decay: float = Field(1e-4, ge=0.0)
+    weight_decay: float = Field(
+        1e-4, ge=0.0, description="decoupled: p <- p - lr wd p, not divided by sqrt(v_hat)"
+    )
+
+    def decays(self) -> bool:
+        return super().decays() or self.weight_decay > 0.0
 
 
 def descend(learning_rate: Rate, lr_factor: Factor = None) -> optax.GradientTransformation:
@@ -129,9 +183,16 @@ def sgd(learning_rate: Rate, *, lr_factor: Factor = None) -> optax.GradientTrans
 
 
 def momentum(
-    learning_rate: Rate, momentum: float = 0.9, *, lr_factor: Factor = None
+    learning_rate: Rate,
+    momentum: float = 0.9,
+    *,
+    dampening: float = 0.0,
+    lr_factor: Factor = None,
 ) -> optax.GradientTransformation:
     """Lecture-form momentum: the velocity accumulates already-scaled steps -lr g.
+
+    ``dampening = d`` scales each new step after the first by ``1 - d``, PyTorch's
+    ``SGD(momentum=mu, dampening=d)`` (see :func:`dlcore.optim.accumulators.dampened_trace`).
 
     Example:
       >>> import jax.numpy as jnp
@@ -141,7 +202,8 @@ def momentum(
       >>> round(float(opt.update(jnp.ones(1), state)[0][0]), 6)  # v = 0.5 * -0.1 - 0.1
       -0.15
     """
-    return optax.chain(descend(learning_rate, lr_factor), optax.trace(decay=momentum))
+    trace = optax.trace(decay=momentum) if dampening == 0.0 else dampened_trace(momentum, dampening)
+    return optax.chain(descend(learning_rate, lr_factor), trace)
 
 
 def nesterov(
@@ -154,13 +216,20 @@ def nesterov(
 
 
 def adagrad(
-    learning_rate: Rate, eps: float = 1e-8, *, lr_factor: Factor = None
+    learning_rate: Rate,
+    eps: float = 1e-8,
+    *,
+    eps_in_sqrt: bool = True,
+    initial_accumulator_value: float = 0.0,
+    lr_factor: Factor = None,
 ) -> optax.GradientTransformation:
-    """Adagrad with a zero initial accumulator and ``eps`` under the square root."""
-    return optax.chain(
-        optax.scale_by_rss(initial_accumulator_value=0.0, eps=eps),
-        descend(learning_rate, lr_factor),
-    )
+    """Adagrad, by default with a zero initial accumulator and ``eps`` under the square
+    root; ``eps_in_sqrt=False`` divides by ``sqrt(r) + eps`` as ``torch.optim.Adagrad``."""
+    if eps_in_sqrt:
+        scale = optax.scale_by_rss(initial_accumulator_value=initial_accumulator_value, eps=eps)
+    else:
+        scale = scale_by_rss_eps_outside(initial_accumulator_value, eps)
+    return optax.chain(scale, descend(learning_rate, lr_factor))
 
 
 def adadelta(
@@ -171,13 +240,30 @@ def adadelta(
 
 
 def rmsprop(
-    learning_rate: Rate, decay: float = 0.9, eps: float = 1e-8, *, lr_factor: Factor = None
+    learning_rate: Rate,
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    *,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: float = 0.0,
+    lr_factor: Factor = None,
 ) -> optax.GradientTransformation:
-    """RMSProp with a zero initial mean square and ``eps`` under the square root."""
-    return optax.chain(
-        optax.scale_by_rms(decay=decay, eps=eps, initial_scale=0.0),
+    """RMSProp with a zero initial mean square, by default with ``eps`` under the root.
+
+    ``centered`` divides by ``sqrt(r - m^2 [+ eps])``, ``m`` the running mean gradient
+    (``optax.scale_by_stddev``); ``momentum = mu`` accumulates the scaled steps,
+    ``v <- mu v - lr s; p <- p + v``. With ``eps_in_sqrt=False`` and ``decay = alpha`` this is
+    ``torch.optim.RMSprop(alpha, eps, momentum, centered)``.
+    """
+    scale = optax.scale_by_stddev if centered else optax.scale_by_rms
+    parts = [
+        scale(decay=decay, eps=eps, initial_scale=0.0, eps_in_sqrt=eps_in_sqrt),
         descend(learning_rate, lr_factor),
-    )
+    ]
+    if momentum:  # no trace at all by default: the state stays as it was
+        parts.append(optax.trace(decay=momentum))
+    return optax.chain(*parts)
 
 
 def adam(
@@ -218,26 +304,46 @@ class OptimizerEntry(NamedTuple):
     build: Callable[..., optax.GradientTransformation]  # (config, rate, lr_factor) -> chain
 
 
+def _keywords(cfg: Section, *names: str) -> dict:
+    """The named fields of a section as keyword arguments of its recipe."""
+    return cfg.model_dump(include=set(names))
+
+
 OPTIMIZERS: dict[str, OptimizerEntry] = {
     "sgd": OptimizerEntry(SGDConfig, lambda c, lr, f: sgd(lr, lr_factor=f)),
     "momentum": OptimizerEntry(
-        MomentumConfig, lambda c, lr, f: momentum(lr, c.momentum, lr_factor=f)
+        MomentumConfig,
+        lambda c, lr, f: momentum(lr, c.momentum, dampening=c.dampening, lr_factor=f),
     ),
     "nesterov": OptimizerEntry(
         NesterovConfig, lambda c, lr, f: nesterov(lr, c.momentum, lr_factor=f)
     ),
-    "adagrad": OptimizerEntry(AdagradConfig, lambda c, lr, f: adagrad(lr, c.eps, lr_factor=f)),
+    "adagrad": OptimizerEntry(
+        AdagradConfig,
+        lambda c, lr, f: adagrad(
+            lr, c.eps, lr_factor=f, **_keywords(c, "eps_in_sqrt", "initial_accumulator_value")
+        ),
+    ),
     "adadelta": OptimizerEntry(
         AdadeltaConfig, lambda c, lr, f: adadelta(lr, c.rho, c.eps, lr_factor=f)
     ),
     "rmsprop": OptimizerEntry(
-        RMSPropConfig, lambda c, lr, f: rmsprop(lr, c.decay, c.eps, lr_factor=f)
+        RMSPropConfig,
+        lambda c, lr, f: rmsprop(
+            lr, c.decay, c.eps, lr_factor=f, **_keywords(c, "eps_in_sqrt", "centered", "momentum")
+        ),
     ),
     "adam": OptimizerEntry(AdamConfig, lambda c, lr, f: adam(lr, c.b1, c.b2, c.eps, lr_factor=f)),
     "adamw": OptimizerEntry(
         AdamWConfig,
         lambda c, lr, f: adamw(
-            lr, c.b1, c.b2, c.eps, c.weight_decay, lr_factor=f, decay_mask=weight_mask
+            lr,
+            c.b1,
+            c.b2,
+            c.eps,
+            c.weight_decay,
+            lr_factor=f,
+            decay_mask=decay_mask(c.decay_include, c.decay_exclude),
         ),
     ),
 }
@@ -256,9 +362,10 @@ def clipping(clip_norm: float | None, clip_value: float | None) -> Sequence:
 def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     """The optax chain for a validated optimizer section.
 
-    ``[clip_value] -> [clip_norm] -> update rule with the scheduled rate [and plateau
-    factor]``, wrapped so that ``freeze`` patterns (and whatever ``train_only`` patterns do
-    not match) get zero updates and no state.
+    ``[clip_value] -> [clip_norm] -> [coupled weight decay] -> update rule with the
+    scheduled rate [and plateau factor]``, wrapped so that ``freeze`` patterns (and whatever
+    ``train_only`` patterns do not match) get zero updates and no state; ``init`` checks
+    that every freeze, train-only and decay glob matches some parameter.
 
     Example:
       >>> import jax.numpy as jnp
@@ -274,5 +381,11 @@ def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     )
     rate = build_schedule(cfg.schedule, cfg.learning_rate)
     rule = OPTIMIZERS[cfg.name].build(cfg, rate, lr_factor)
-    chain = optax.chain(*clipping(cfg.clip_norm, cfg.clip_value), rule)
-    return freeze(chain, cfg.freeze, cfg.train_only)
+    parts = clipping(cfg.clip_norm, cfg.clip_value)
+    if cfg.coupled_weight_decay > 0.0:  # after clipping, as in PyTorch (clip, then step)
+        mask = decay_mask(cfg.decay_include, cfg.decay_exclude)
+        parts.append(coupled_weight_decay(cfg.coupled_weight_decay, mask))
+    chain = optax.chain(*parts, rule)
+    return check_decay_on_init(
+        freeze(chain, cfg.freeze, cfg.train_only), cfg.decay_include, cfg.decay_exclude
+    )

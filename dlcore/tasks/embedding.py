@@ -5,14 +5,18 @@ on (seed, step), so no special data set is needed:
 
 - ``contrastive``: every example is paired with a random partner of the batch;
   L = y d^2/2 + (1 - y) max(0, m - d)^2/2 with y = 1 for a same-class pair.
+- ``cosine_embedding``: pairs as for ``contrastive``; L = 1 - cos for a same-class pair,
+  max(0, cos - m) otherwise (PyTorch's CosineEmbeddingLoss).
 - ``triplet``: every anchor gets a random same-class positive and a random other-class
-  negative of the batch; L = max(0, d(a, p)^2 - d(a, n)^2 + m). Anchors without a
-  positive or a negative in the batch are masked out.
+  negative of the batch; L = max(0, d(a, p)^2 - d(a, n)^2 + m), or with ``distance =
+  "euclidean"`` PyTorch's max(0, d(a, p) - d(a, n) + m), d(x, y) = ||x - y + eps||. Anchors
+  without a positive or a negative in the batch are masked out.
 
 The reported ``accuracy`` is 1-nearest-neighbour accuracy inside the batch (padding and the
 example itself excluded), a direct measure of how well the embedding separates classes.
 """
 
+from collections.abc import Mapping
 from typing import Literal
 
 import jax
@@ -22,10 +26,11 @@ from pydantic import Field
 from dlcore.config.section import one_of
 from dlcore.data.needs import Need
 from dlcore.engine.state import apply_gradients
-from dlcore.losses import TASK_LOSSES, contrastive_loss, triplet_loss
+from dlcore.losses import TASK_LOSSES, bind_loss
+from dlcore.losses.metric_learning import TRIPLET_DISTANCES
 from dlcore.regularizers import PenaltySection
 from dlcore.tasks.context import BuildContext, TaskSection
-from dlcore.tasks.supervised import LABELS, SupervisedTask
+from dlcore.tasks.supervised import LABELS, SupervisedTask, checked_loss_options
 
 
 def _pairwise_sq_dist(e_BxE: jax.Array) -> jax.Array:
@@ -39,20 +44,22 @@ def _random_pick(key: jax.Array, allowed_BxB: jax.Array) -> tuple[jax.Array, jax
     return jnp.argmax(scores_BxB, axis=1), jnp.any(allowed_BxB, axis=1)
 
 
-def mine_and_score(key, e_BxE, y_B, valid_B, loss: str, margin: float):
-    """Per-example metric-learning loss ``[B]`` and its weights (0 where not defined)."""
+def mine_and_score(key, e_BxE, y_B, valid_B, loss: str, margin: float, options=None):
+    """Per-example metric-learning loss ``[B]`` and its weights (0 where not defined);
+    ``options`` are the loss's keyword options (``{"distance": "euclidean"}``)."""
+    loss_fn = bind_loss(loss, {**(options or {}), "margin": margin})
     n = y_B.shape[0]
     same_BxB = (y_B[:, None] == y_B[None, :]) & valid_B[None, :] & valid_B[:, None]
     not_self_BxB = ~jnp.eye(n, dtype=bool)
-    if loss == "contrastive":
+    if loss in ("contrastive", "cosine_embedding"):
         partner_B, ok_B = _random_pick(key, not_self_BxB & valid_B[None, :] & valid_B[:, None])
         same_B = (y_B == y_B[partner_B]).astype(e_BxE.dtype)
-        per_example = contrastive_loss(e_BxE, e_BxE[partner_B], same_B, margin=margin)
+        per_example = loss_fn(e_BxE, e_BxE[partner_B], same_B)
         return per_example, ok_B.astype(e_BxE.dtype)
     k_pos, k_neg = jax.random.split(key)
     positive_B, has_pos = _random_pick(k_pos, same_BxB & not_self_BxB)
     negative_B, has_neg = _random_pick(k_neg, ~same_BxB & valid_B[None, :] & valid_B[:, None])
-    per_example = triplet_loss(e_BxE, e_BxE[positive_B], e_BxE[negative_B], margin=margin)
+    per_example = loss_fn(e_BxE, e_BxE[positive_B], e_BxE[negative_B])
     return per_example, (has_pos & has_neg).astype(e_BxE.dtype)
 
 
@@ -72,9 +79,9 @@ class EmbeddingTask(SupervisedTask):
 
     def _sums(self, key, pred_BxE, batch):
         valid_B = batch.get("mask", jnp.ones(pred_BxE.shape[0], pred_BxE.dtype)) > 0
-        loss_name, margin = self.loss
+        loss_name, margin, options = self.loss
         per_example, weight_B = mine_and_score(
-            key, pred_BxE, batch["y"], valid_B, loss_name, margin
+            key, pred_BxE, batch["y"], valid_B, loss_name, margin, dict(options)
         )
         weight_B = weight_B * valid_B
         hits_B = nearest_neighbour_hits(pred_BxE, batch["y"], valid_B)
@@ -106,13 +113,26 @@ class EmbeddingTask(SupervisedTask):
         return self._sums(jax.random.PRNGKey(0), pred, batch)[0]
 
 
-def embedding(model, optimizer, loss: str = "triplet", margin: float = 0.2, penalty=None):
-    """Metric learning with ``loss`` = ``contrastive`` or ``triplet`` (in-batch mining)."""
+def embedding(
+    model,
+    optimizer,
+    loss: str = "triplet",
+    margin: float = 0.2,
+    penalty=None,
+    loss_options: Mapping[str, object] | None = None,
+):
+    """Metric learning with ``loss`` = ``contrastive``, ``cosine_embedding`` or ``triplet``
+    (in-batch mining); ``loss_options`` are the loss's keyword options besides the margin
+    (``{"distance": "euclidean", "eps": 1e-6}`` for the triplet loss)."""
     if loss not in TASK_LOSSES["embedding"]:
-        raise ValueError(f"embedding loss must be 'contrastive' or 'triplet'; got {loss!r}")
+        raise ValueError(
+            f"embedding loss must be one of {', '.join(TASK_LOSSES['embedding'])}; got {loss!r}"
+        )
+    options = tuple(sorted((k, v) for k, v in (loss_options or {}).items() if v is not None))
+    bind_loss(loss, dict(options))  # an option the loss does not take fails here, not in jit
     return EmbeddingTask(
         model=model,
-        loss=(loss, margin),
+        loss=(loss, margin, options),
         metrics={},
         optimizer=optimizer,
         metric_modes={"loss": "min", "accuracy": "max"},
@@ -123,17 +143,25 @@ def embedding(model, optimizer, loss: str = "triplet", margin: float = 0.2, pena
 
 class EmbeddingConfig(PenaltySection, TaskSection):
     """Metric learning: the model outputs ``embedding_dim`` numbers per example and is
-    trained with in-batch ``contrastive`` pairs or ``triplet`` triplets (see
-    ``dlcore.tasks.embedding``); reports loss and in-batch 1-NN accuracy."""
+    trained with in-batch ``contrastive`` or ``cosine_embedding`` pairs or ``triplet``
+    triplets (see ``dlcore.tasks.embedding``); reports loss and in-batch 1-NN accuracy.
+    ``distance`` applies to triplet, ``eps`` to triplet and cosine_embedding (unset: the
+    loss's default)."""
 
     name: Literal["embedding"] = "embedding"
     loss: one_of(TASK_LOSSES["embedding"], "embedding loss") = "triplet"
     margin: float = Field(0.2, gt=0.0)
     embedding_dim: int = Field(16, ge=1)
+    distance: one_of(TRIPLET_DISTANCES, "triplet distance") | None = Field(
+        None, description="triplet: 'squared' (no eps) or 'euclidean' ||a - b + eps|| (PyTorch)"
+    )
+    eps: float | None = Field(None, ge=0.0, description="triplet: 1e-6; cosine_embedding: 1e-12")
 
     def needs(self) -> tuple[Need, ...]:
         return (LABELS,)
 
     def build(self, ctx: BuildContext) -> EmbeddingTask:
         model = ctx.model(self.embedding_dim)
-        return embedding(model, ctx.optimizer(), self.loss, self.margin, self.make_penalty())
+        options = checked_loss_options(self, ("distance", "eps"))
+        penalty = self.make_penalty()
+        return embedding(model, ctx.optimizer(), self.loss, self.margin, penalty, options)

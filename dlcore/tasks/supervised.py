@@ -11,21 +11,25 @@ import jax.numpy as jnp
 import optax
 from pydantic import Field
 
+from dlcore.config.errors import FieldError
 from dlcore.config.section import one_of
 from dlcore.data.augment import Augment, AugmentSection, identity
 from dlcore.data.needs import Need
 from dlcore.engine.state import TrainState, apply_gradients
 from dlcore.engine.task import Batch, Metrics, Mode, TaskDefaults
 from dlcore.losses import (
-    LOSSES,
+    ELEMENT_REDUCTIONS,
     TASK_LOSSES,
+    LossOptionError,
     binary_cross_entropy,
     binary_hinge,
+    bind_loss,
     mean_absolute_error,
     mean_squared_error,
     reduce_loss,
     zero_one_loss,
 )
+from dlcore.losses.classification import CLASS_REDUCTIONS
 from dlcore.regularizers import PenaltySection
 from dlcore.tasks.base import apply_model, init_state
 from dlcore.tasks.context import BuildContext, TaskSection
@@ -113,16 +117,18 @@ def classification(
     loss: str = "softmax_cross_entropy",
     penalty: Penalty | None = None,
     augment: Augment = identity,
+    loss_options: Mapping[str, object] | None = None,
 ) -> SupervisedTask:
     """K-way classification on integer labels, reporting loss, accuracy and zero-one loss.
 
     ``loss`` is ``softmax_cross_entropy``, ``multiclass_hinge`` (a multi-class linear SVM
     with a linear model and an L2 penalty) or ``sparsemax_loss``; ``augment`` transforms
-    training inputs (see :class:`SupervisedTask`).
+    training inputs (see :class:`SupervisedTask`); ``loss_options`` are keyword options of
+    the loss (``{"label_smoothing": 0.1}``; None values keep the loss's default).
     """
     return SupervisedTask(
         model=model,
-        loss=LOSSES[loss],
+        loss=bind_loss(loss, loss_options or {}),
         metrics={"accuracy": accuracy, "zero_one": zero_one_loss},
         optimizer=optimizer,
         metric_modes={"loss": "min", "accuracy": "max", "zero_one": "min"},
@@ -184,11 +190,13 @@ def regression(
     optimizer: optax.GradientTransformation,
     loss: str = "squared_error",
     penalty: Penalty | None = None,
+    loss_options: Mapping[str, object] | None = None,
 ) -> SupervisedTask:
-    """Real-valued targets, reporting the loss, MSE and MAE."""
+    """Real-valued targets, reporting the loss, MSE and MAE; ``loss_options`` as in
+    :func:`classification` (``{"delta": 2.0}`` for ``huber``)."""
     return SupervisedTask(
         model=model,
-        loss=LOSSES[loss],
+        loss=bind_loss(loss, loss_options or {}),
         metrics={"mse": mean_squared_error, "mae": mean_absolute_error},
         optimizer=optimizer,
         metric_modes={"loss": "min", "mse": "min", "mae": "min"},
@@ -197,11 +205,31 @@ def regression(
     )
 
 
+def checked_loss_options(section, fields: tuple[str, ...]) -> dict[str, object]:
+    """The section's loss options by name, refused (naming the field) where the selected
+    ``section.loss`` does not take one that is set."""
+    options = {field: getattr(section, field) for field in fields}
+    try:
+        bind_loss(section.loss, options)
+    except LossOptionError as err:
+        raise FieldError(f"task.{err.option}", str(err)) from None
+    return options
+
+
 class ClassificationConfig(PenaltySection, TaskSection):
-    """K-way classification on integer labels; reports loss, accuracy and zero-one loss."""
+    """K-way classification on integer labels; reports loss, accuracy and zero-one loss.
+
+    Loss options (unset: the loss's default) apply only to the losses that take them:
+    ``label_smoothing`` to softmax_cross_entropy, ``class_reduction`` to multiclass_hinge."""
 
     name: Literal["classification"] = "classification"
     loss: one_of(TASK_LOSSES["classification"], "classification loss") = "softmax_cross_entropy"
+    label_smoothing: float | None = Field(
+        None, ge=0.0, lt=1.0, description="targets (1 - eps) y + eps/K (PyTorch's formula)"
+    )
+    class_reduction: one_of(CLASS_REDUCTIONS, "class_reduction") | None = Field(
+        None, description="multiclass_hinge: 'sum' over classes, or 'mean' (/K, PyTorch)"
+    )
     augment: AugmentSection = Field(
         default_factory=AugmentSection, description="training-time image augmentation"
     )
@@ -212,8 +240,11 @@ class ClassificationConfig(PenaltySection, TaskSection):
     def build(self, ctx: BuildContext) -> SupervisedTask:
         self.augment.check(ctx.data)
         model = ctx.model(ctx.data.num_classes)
+        options = checked_loss_options(self, ("label_smoothing", "class_reduction"))
         penalty = self.make_penalty()
-        return classification(model, ctx.optimizer(), self.loss, penalty, self.augment.make())
+        return classification(
+            model, ctx.optimizer(), self.loss, penalty, self.augment.make(), options
+        )
 
 
 class BinaryClassificationConfig(PenaltySection, TaskSection):
@@ -237,14 +268,21 @@ class BinaryClassificationConfig(PenaltySection, TaskSection):
 
 
 class RegressionConfig(PenaltySection, TaskSection):
-    """Real-valued targets; reports loss, MSE and MAE."""
+    """Real-valued targets; reports loss, MSE and MAE. ``delta`` applies to huber, ``beta``
+    to smooth_l1 and ``element_reduction`` to both (unset: the loss's default)."""
 
     name: Literal["regression"] = "regression"
     loss: one_of(TASK_LOSSES["regression"], "regression loss") = "squared_error"
+    delta: float | None = Field(None, gt=0.0, description="huber: quadratic for |r| <= delta")
+    beta: float | None = Field(None, gt=0.0, description="smooth_l1: quadratic for |r| < beta")
+    element_reduction: one_of(ELEMENT_REDUCTIONS, "element_reduction") | None = Field(
+        None, description="'sum' over target elements (dlcore) or 'mean' (PyTorch)"
+    )
 
     def needs(self) -> tuple[Need, ...]:
         return (TARGETS,)
 
     def build(self, ctx: BuildContext) -> SupervisedTask:
         model = ctx.model(math.prod(ctx.data.fields["y"].shape))
-        return regression(model, ctx.optimizer(), self.loss, self.make_penalty())
+        options = checked_loss_options(self, ("delta", "beta", "element_reduction"))
+        return regression(model, ctx.optimizer(), self.loss, self.make_penalty(), options)
