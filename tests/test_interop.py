@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlcore.data.stdlib_text import decode, encode
 from dlcore.experiment.sampling import generate
 from dlcore.interop import (
     load_safetensors,
@@ -24,6 +23,7 @@ from dlcore.models.mlp import MLP
 from dlcore.models.rnn import SequenceModel
 from dlcore.recurrent import LSTMCell, StackedRNN
 from tests.helpers import REPO
+from tests.test_readme import python_blocks
 
 REFS = np.load(REPO / "tests" / "references" / "torch_layers.npz")
 TOL = 1e-10
@@ -197,29 +197,18 @@ def test_lstm_cell_step_matches_pytorch():
     np.testing.assert_allclose(dx, _ref(case, "dx"), rtol=0, atol=TOL)
 
 
-def test_readme_snippet_samples_from_a_pytorch_char_lm(tmp_path):
+def test_readme_snippet_samples_from_a_pytorch_char_lm(tmp_path, monkeypatch):
     # What PyTorch's safetensors.torch.save_file(lm.state_dict(), path) writes: float32.
-    path = tmp_path / "charlm.safetensors"
-    save_safetensors({k: v.astype(np.float32) for k, v in _sd("char_lm").items()}, path)
-    vocab = "abcdef"  # the PyTorch model's id -> character table
-
-    # -- the README's "Loading PyTorch weights" snippet, float32 as a user runs it --
-    model = SequenceModel(out_features=6, vocab_size=6, embed_dim=3, features=4, readout="all")
-    x = jnp.zeros((1, 1), jnp.int32)
-    like = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-    mapping = {
-        "embed": ("embedding", "Embed_0"),
-        "lstm": ("lstm", "StackedRNN_0"),
-        "fc": ("linear", "head"),
-    }
-    variables = load_torch_state_dict(path, mapping, like)
-    prompt = jnp.asarray(encode("cafe", vocab))
-    ids = generate(
-        model, variables["params"], prompt, jax.random.key(0), length=20, temperature=0.8
+    save_safetensors(
+        {k: v.astype(np.float32) for k, v in _sd("char_lm").items()},
+        tmp_path / "charlm.safetensors",
     )
-    text = decode(ids, vocab)
-    # -- end of snippet --
-
+    # The README's "Loading PyTorch weights" block, as written, float32 as a user runs it.
+    (block,) = [b for b in python_blocks() if "load_torch_state_dict" in b]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102
+    model, variables, text, vocab = (scope[k] for k in ("model", "variables", "text", "vocab"))
     assert len(text) == 20 and set(text) <= set(vocab)
     tokens = jnp.asarray(_ref("char_lm", "x"))
     logits = model.apply(variables, tokens, train=False)
