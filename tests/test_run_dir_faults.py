@@ -218,6 +218,19 @@ def test_resume_past_the_configured_end_finishes_without_training(runs, tmp_path
 def test_a_config_edit_that_keeps_the_structure_is_applied_and_named(runs, tmp_path):
     edits = {"optimizer.learning_rate": 0.001, "train.epochs": 4}
     run_dir = stopped_copy(runs.half, tmp_path / "edited", edits)
+    # As an older dlcore recorded it: without fields added since, which resolve to their
+    # defaults now and are not edits.
+    for name in ("config.toml", "config.resolved.json"):
+        path = run_dir / name
+        raw = (
+            json.loads(path.read_text())
+            if name.endswith("json")
+            else tomllib.loads(path.read_text())
+        )
+        for section, field in (("train", "devices"), ("train", "shard_params")):
+            del raw[section][field]
+        raw["optimizer"].pop("coupled_weight_decay", None)
+        path.write_text(json.dumps(raw)) if name.endswith("json") else write_toml(path, raw)
     proc = resume(runs, run_dir)
     assert proc.returncode == 0, proc.stderr
     assert warnings_of(proc) == [

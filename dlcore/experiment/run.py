@@ -7,6 +7,7 @@ before the first write to after the last; evaluating only reads and takes none.
 """
 
 import contextlib
+import copy
 import pathlib
 import platform
 import time
@@ -15,8 +16,9 @@ from typing import Any
 import jax
 
 from dlcore import host_memory
+from dlcore.config.errors import ConfigError
 from dlcore.config.experiment import ExperimentConfig
-from dlcore.config.loading import load_config, save_config
+from dlcore.config.loading import load_config, save_config, validate
 from dlcore.data.dataset import SplitName
 from dlcore.engine.compiled import CompiledTask, eval_chunks
 from dlcore.engine.distributed import agree_on_text, barrier, host_local, is_writer
@@ -140,6 +142,16 @@ def resume_experiment(
         return summary
 
 
+def _as_today(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A config recorded by an older dlcore, resolved by this one: fields added since then
+    take their defaults, so they are not reported as edits (a field the user set in
+    ``config.toml`` since then still is). Unchanged when it no longer validates."""
+    try:
+        return validate(copy.deepcopy(recorded), "recorded").model_dump(mode="json")
+    except ConfigError:
+        return recorded
+
+
 class _ConfigEdits:
     """A reporter that, when ``fit`` starts reporting, names the config edits and records
     the config as applied, then passes everything on to ``reporter``.
@@ -154,7 +166,7 @@ class _ConfigEdits:
 
     def start(self, total_steps: int, done_steps: int) -> None:
         recorded = self.run.read_resolved()
-        changes = config_changes(recorded, self.resolved) if recorded is not None else []
+        changes = config_changes(_as_today(recorded), self.resolved) if recorded is not None else []
         if changes and self.run.writer:
             warn(
                 f"{self.run.config}: edited since the run last trained; applying "
