@@ -22,6 +22,7 @@ X = jnp.ones((2, 5, 3))  # [B, T, D]; every layer below has H = 4
 MODELS = {
     **{f"rnn_{name}": (lambda name=name: RNN(make_cell(name, 4)), {}) for name in CELLS},
     "rnn_lstm_learned_carry": (lambda: RNN(LSTMCell(4), initial_carry="learned"), {}),
+    "rnn_gru_reset_after": (lambda: RNN(GRUCell(4, reset_after=True)), {}),
     "bidirectional_gru": (lambda: Bidirectional(RNN(GRUCell(4)), RNN(GRUCell(4))), {}),
     "stacked_lstm_2_layers": (lambda: StackedRNN(4, num_layers=2), {"train": False}),
     "stacked_bidirectional_gru": (

@@ -202,6 +202,7 @@ def test_truncated_bptt_resume_is_exact(tmp_path):
         ("adding_lstm", "model.input=embedding", "rnn needs x as token ids [T]"),
         ("number_words_gru", "model.forget_bias=2.0", "cell 'gru' has no forget gate"),
         ("number_words_gru", "model.impl='custom_vjp'", "cell 'gru' needs impl = 'auto'"),
+        ("parity_lstm", "model.reset_after=true", "reset_after applies to the 'gru' cell"),
         ("parity_lstm", "model.unroll=0", "model.unroll"),
     ],
 )

@@ -25,10 +25,11 @@ import numpy as np
 
 from dlcore.checks import check_choice
 from dlcore.interop.safetensors_io import load_safetensors
+from dlcore.interop.torch_attention import ATTENTION_MAPS
 from dlcore.interop.torch_layers import LAYER_MAPS, LayerMap, Tensors, Variables
 from dlcore.interop.torch_recurrent import RECURRENT_MAPS
 
-TORCH_LAYERS: dict[str, LayerMap] = {**LAYER_MAPS, **RECURRENT_MAPS}
+TORCH_LAYERS: dict[str, LayerMap] = {**LAYER_MAPS, **RECURRENT_MAPS, **ATTENTION_MAPS}
 
 LayerSpec = tuple[str, str]  # (kind in TORCH_LAYERS, dlcore module path "a/b")
 StateDictLike = Mapping[str, Any] | str | os.PathLike

@@ -1,4 +1,4 @@
-"""PyTorch ``nn.RNN`` / ``nn.LSTM`` (and their ``*Cell``) weights <-> dlcore recurrent modules.
+"""PyTorch ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (and ``*Cell``) weights <-> dlcore recurrent cells.
 
 PyTorch computes each gate pre-activation with two biases,
 
@@ -27,9 +27,17 @@ cell (``input``, ``recurrent_kernel``)     ``weight_ih``, ``weight_hh``, ``bias_
 =========================================  ===========================================
 
 ``nn.RNN``'s tanh and ReLU variants have the same weights (pick the dlcore cell
-``rnn_tanh`` or ``rnn_relu``). GRU is not mapped here: PyTorch's GRU applies the reset gate
-after the recurrent matmul (``r ⊙ (W_hn h + b_hn)``), which :class:`dlcore.recurrent.GRUCell`
-(Cho's form, reset before the matmul) does not compute.
+``rnn_tanh`` or ``rnn_relu``).
+
+``nn.GRU`` applies the reset gate after the recurrent matmul,
+``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``, so its weights go only to a
+:class:`dlcore.recurrent.GRUCell` with ``reset_after=True``, whose ``recurrent_bias`` holds
+b_hn (a reset-before cell is refused: no weights make the two forms agree). PyTorch stacks
+the gates [r, z, n], dlcore [z, r, n]: blocks r and z are swapped both ways, and
+
+    input/bias = b_ih + [b_hr, b_hz, 0],   recurrent_bias = b_hn   (in PyTorch's r, z, n),
+
+exported as ``b_ih`` = dlcore's input bias and ``b_hh`` = [0, 0, b_hn].
 """
 
 import re
@@ -52,6 +60,33 @@ def _cell_to_torch(cell: dict, suffix: str) -> Tensors:
         f"weight_hh{suffix}": np.asarray(cell["recurrent_kernel"]).T,
         f"bias_ih{suffix}": bias,
         f"bias_hh{suffix}": np.zeros_like(bias),
+    }
+
+
+def _swap_rz(a: np.ndarray) -> np.ndarray:
+    """Gate blocks [r, z, n] <-> [z, r, n] along axis 0 (its own inverse)."""
+    r, z, n = np.split(np.asarray(a), 3, axis=0)
+    return np.concatenate([z, r, n], axis=0)
+
+
+def _gru_to_dlcore(tensors: Tensors, suffix: str) -> dict:
+    b_hh = tensors[f"bias_hh{suffix}"]
+    hidden = b_hh.shape[0] // 3
+    bias = tensors[f"bias_ih{suffix}"] + np.concatenate([b_hh[: 2 * hidden], 0 * b_hh[:hidden]])
+    return {
+        "input": {"kernel": _swap_rz(tensors[f"weight_ih{suffix}"]).T, "bias": _swap_rz(bias)},
+        "recurrent_kernel": _swap_rz(tensors[f"weight_hh{suffix}"]).T,
+        "recurrent_bias": b_hh[2 * hidden :],
+    }
+
+
+def _gru_to_torch(cell: dict, suffix: str) -> Tensors:
+    b_hn = np.asarray(cell["recurrent_bias"])
+    return {
+        f"weight_ih{suffix}": _swap_rz(np.asarray(cell["input"]["kernel"]).T),
+        f"weight_hh{suffix}": _swap_rz(np.asarray(cell["recurrent_kernel"]).T),
+        f"bias_ih{suffix}": _swap_rz(cell["input"]["bias"]),
+        f"bias_hh{suffix}": np.concatenate([np.zeros_like(b_hn), np.zeros_like(b_hn), b_hn]),
     }
 
 
@@ -93,15 +128,15 @@ def _set(tree: dict, path: tuple[str, ...], value: dict) -> None:
         tree.update(value)
 
 
-def recurrent_to_dlcore(tensors: Tensors, like: Variables) -> Variables:
+def recurrent_to_dlcore(tensors: Tensors, like: Variables, cell_map=_cell_to_dlcore) -> Variables:
     """PyTorch RNN/LSTM tensors -> the params of the dlcore module ``like`` describes."""
     params: dict = {}
     for path, suffix in _layers(like.get("params", {})):
-        _set(params, path, _cell_to_dlcore(tensors, suffix))
+        _set(params, path, cell_map(tensors, suffix))
     return {"params": params}
 
 
-def recurrent_to_torch(variables: Variables) -> Tensors:
+def recurrent_to_torch(variables: Variables, cell_map=_cell_to_torch) -> Tensors:
     """dlcore recurrent params -> PyTorch tensors (``b_hh = 0``; see the module docstring)."""
     params = variables.get("params", {})
     tensors: Tensors = {}
@@ -112,11 +147,32 @@ def recurrent_to_torch(variables: Variables) -> Tensors:
                 f"no recurrent cell at {'/'.join(path) or 'the module root'}: expected "
                 "a dlcore cell, RNN, Bidirectional or StackedRNN"
             )
-        tensors.update(_cell_to_torch(cell, suffix))
+        tensors.update(cell_map(cell, suffix))
     return tensors
+
+
+def gru_to_dlcore(tensors: Tensors, like: Variables) -> Variables:
+    """PyTorch GRU tensors -> reset-after dlcore GRU params (gates swapped, b_hn kept)."""
+    return recurrent_to_dlcore(tensors, like, _gru_to_dlcore)
+
+
+def gru_to_torch(variables: Variables) -> Tensors:
+    """Reset-after dlcore GRU params -> PyTorch tensors; a reset-before cell is refused."""
+    params = variables.get("params", {})
+    for path, _ in _layers(params):
+        cell = _get(params, path)
+        if isinstance(cell, dict) and "recurrent_kernel" in cell and "recurrent_bias" not in cell:
+            raise ValueError(
+                f"the dlcore cell at {'/'.join(path) or '<root>'!r} is a reset-before GRU "
+                "(Cho 2014), which no weights make equal to PyTorch's reset-after GRU: build "
+                "it with reset_after=True (GRUCell(reset_after=True), "
+                "cell_kwargs={'reset_after': True}, TOML model.reset_after = true)"
+            )
+    return recurrent_to_torch(variables, _gru_to_torch)
 
 
 RECURRENT_MAPS: dict[str, LayerMap] = {
     "rnn": LayerMap(recurrent_to_dlcore, recurrent_to_torch),
     "lstm": LayerMap(recurrent_to_dlcore, recurrent_to_torch),
+    "gru": LayerMap(gru_to_dlcore, gru_to_torch),
 }

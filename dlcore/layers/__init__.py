@@ -12,6 +12,7 @@ from dlcore.layers.dropout import (
 from dlcore.layers.local import LocallyConnected2D, locally_connected2d
 from dlcore.layers.masked_conv import MaskedConv2D, causal_mask
 from dlcore.layers.maxout import Maxout, maxout
+from dlcore.layers.multihead import MultiHeadAttention, multi_head_attention
 from dlcore.layers.norm import (
     BatchNorm,
     LayerNorm,
@@ -55,6 +56,7 @@ __all__ = [
     "MaxPool",
     "MaxPool1D",
     "Maxout",
+    "MultiHeadAttention",
     "PReLU",
     "additive_attention",
     "avg_pool",
@@ -72,4 +74,5 @@ __all__ = [
     "max_pool",
     "max_pool1d",
     "maxout",
+    "multi_head_attention",
 ]

@@ -212,6 +212,9 @@ class RNNConfig(Section):
     forget_bias: float | None = Field(
         None, description="initial forget-gate bias of LSTM cells (None: the cell's 1.0)"
     )
+    reset_after: bool = Field(
+        False, description="gru: reset gate after the recurrent matmul (PyTorch/cuDNN form)"
+    )
     readout: one_of(READOUTS, "readout") = "last"
     impl: one_of(IMPLS, "impl") = Field(
         "auto", description="'auto', 'scan' (autodiff of the scan) or 'custom_vjp' (lstm only)"
@@ -225,6 +228,10 @@ class RNNConfig(Section):
             raise ValueError(
                 f"forget_bias applies to LSTM cells ({', '.join(LSTM_CELLS)}); "
                 f"cell {self.cell!r} has no forget gate"
+            )
+        if self.reset_after and self.cell != "gru":
+            raise ValueError(
+                f"reset_after applies to the 'gru' cell; cell {self.cell!r} has no reset gate"
             )
         if self.impl == "custom_vjp" and self.cell != "lstm":
             raise ValueError(
@@ -250,7 +257,10 @@ class RNNConfig(Section):
         cell_kwargs = {"recurrent_init": self.recurrent_init}
         if self.forget_bias is not None:
             cell_kwargs["forget_bias"] = self.forget_bias
-        fields = self.model_dump(exclude={"name", "input", "recurrent_init", "forget_bias"})
+        if self.reset_after:  # only then: other cells have no such field
+            cell_kwargs["reset_after"] = True
+        exclude = {"name", "input", "recurrent_init", "forget_bias", "reset_after"}
+        fields = self.model_dump(exclude=exclude)
         return SequenceModel(
             out_features=out_features,
             vocab_size=vocab_size,

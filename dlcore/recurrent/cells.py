@@ -121,6 +121,27 @@ def gru_step(
     return {"h": h_BxH}, h_BxH
 
 
+def gru_reset_after_step(
+    rec: dict[str, jax.Array],
+    carry: Carry,
+    xp_Bx3H: jax.Array,
+    h_keep_BxH: jax.Array | None = None,
+) -> tuple[Carry, jax.Array]:
+    """GRU step with the reset gate after the candidate's matmul (cuDNN/PyTorch form),
+    gates packed [z, r, n]; see :class:`GRUCell` with ``reset_after=True``."""
+    h_prev_BxH = carry["h"]
+    hidden = h_prev_BxH.shape[-1]
+    # r multiplies U_n h + b_hn, not h, so all three blocks share one fused matmul.
+    a_Bx3H = _recurrent_input(h_prev_BxH, h_keep_BxH) @ rec["recurrent_kernel"]
+    z_BxH, r_BxH = jnp.split(
+        jax.nn.sigmoid(xp_Bx3H[..., : 2 * hidden] + a_Bx3H[..., : 2 * hidden]), 2, axis=-1
+    )
+    hn_BxH = a_Bx3H[..., 2 * hidden :] + rec["recurrent_bias"][None, :]
+    n_BxH = jnp.tanh(xp_Bx3H[..., 2 * hidden :] + r_BxH * hn_BxH)
+    h_BxH = z_BxH * h_prev_BxH + (1.0 - z_BxH) * n_BxH
+    return {"h": h_BxH}, h_BxH
+
+
 # ----------------------------------------------------------------------------- modules
 
 
@@ -307,14 +328,22 @@ class CoupledLSTMCell(LSTMCell):
 
 
 class GRUCell(RecurrentCell):
-    """Gated recurrent unit (Cho et al. 2014), reset applied before the candidate's matmul.
+    """Gated recurrent unit (Cho et al. 2014); by default the reset gate acts before the
+    candidate's matmul.
 
         z = σ(W_z x_t + b_z + U_z h_{t-1})              update gate
         r = σ(W_r x_t + b_r + U_r h_{t-1})              reset gate
-        n = tanh(W_n x_t + b_n + U_n (r ⊙ h_{t-1}))     candidate
+        n = tanh(W_n x_t + b_n + U_n (r ⊙ h_{t-1}))     candidate (reset before)
+        n = tanh(W_n x_t + b_n + r ⊙ (U_n h_{t-1} + b_hn))   candidate (``reset_after``)
         h_t = z ⊙ h_{t-1} + (1 − z) ⊙ n
 
-    Gates are packed [z, r, n]; U = [U_z | U_r | U_n] is ``[H, 3H]``.
+    Gates are packed [z, r, n]; U = [U_z | U_r | U_n] is ``[H, 3H]``. The reset-after form is
+    cuDNN's, PyTorch's (gates r, z, n there), Keras' ``reset_after=True`` and flax's
+    ``GRUCell``; it has one more parameter, ``recurrent_bias`` = b_hn ``[H]`` (zeros at
+    init), and one fused recurrent matmul per step instead of two.
+
+    Attributes:
+      reset_after: apply r after U_n h_{t-1} + b_hn (the form PyTorch weights need).
 
     Example:
       >>> cell = GRUCell(features=8)
@@ -324,10 +353,23 @@ class GRUCell(RecurrentCell):
       (2, 8)
     """
 
+    reset_after: bool = False
+
     num_gates: ClassVar[int] = 3
 
+    def setup(self) -> None:
+        super().setup()
+        if self.reset_after:
+            zeros = nn.initializers.zeros
+            self.recurrent_bias = self.param("recurrent_bias", zeros, (self.features,))
+
+    def recurrent_params(self) -> dict[str, jax.Array]:
+        if not self.reset_after:
+            return {"recurrent_kernel": self.recurrent_kernel}
+        return {"recurrent_kernel": self.recurrent_kernel, "recurrent_bias": self.recurrent_bias}
+
     def step_fn(self) -> Step:
-        return gru_step
+        return gru_reset_after_step if self.reset_after else gru_step
 
 
 CELLS: dict[str, Callable[..., RecurrentCell]] = {
