@@ -187,6 +187,13 @@ def test_toml_embedding_options_reach_the_triplet_loss():
     )
 
 
+def test_a_cosine_embedding_loss_takes_pytorchs_default_margin_of_zero():
+    task = {"name": "embedding", "loss": "cosine_embedding", "margin": 0.0}
+    assert built_task(DATA, task).loss == ("cosine_embedding", 0.0, ())
+    with pytest.raises(ConfigError, match="task.margin"):
+        built_task(DATA, {**task, "margin": -0.1})
+
+
 @pytest.mark.parametrize(
     "data, task, message",
     [

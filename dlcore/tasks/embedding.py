@@ -150,7 +150,11 @@ class EmbeddingConfig(PenaltySection, TaskSection):
 
     name: Literal["embedding"] = "embedding"
     loss: one_of(TASK_LOSSES["embedding"], "embedding loss") = "triplet"
-    margin: float = Field(0.2, gt=0.0)
+    margin: float = Field(
+        0.2,
+        ge=0.0,
+        description="hinge margin (PyTorch's defaults: CosineEmbeddingLoss 0, TripletMarginLoss 1)",
+    )
     embedding_dim: int = Field(16, ge=1)
     distance: one_of(TRIPLET_DISTANCES, "triplet distance") | None = Field(
         None, description="triplet: 'squared' (no eps) or 'euclidean' ||a - b + eps|| (PyTorch)"
