@@ -38,18 +38,25 @@ def additive_scores(
     return u_BxTqxTkxA @ w_A
 
 
-def masked_softmax(e_BxTqxTk: jax.Array, key_mask_BxTk: jax.Array | None) -> jax.Array:
-    """Softmax over the last axis where masked keys get exactly zero weight and zero gradient.
+def softmax_where(scores: jax.Array, keep: jax.Array | None) -> jax.Array:
+    """Softmax over the last axis where entries with ``keep`` False (any shape that
+    broadcasts to ``scores``) get exactly zero weight and zero gradient.
 
     Masked scores are replaced (not added to) by the dtype's lowest value, so no gradient
     reaches them and no inf - inf appears; the weights are then zeroed with ``where`` so a row
     whose keys are all masked gets all-zero weights instead of a uniform average.
     """
-    if key_mask_BxTk is None:
-        return jax.nn.softmax(e_BxTqxTk, axis=-1)
-    keep_Bx1xTk = key_mask_BxTk.astype(bool)[:, None, :]
-    e = jnp.where(keep_Bx1xTk, e_BxTqxTk, jnp.finfo(e_BxTqxTk.dtype).min)
-    return jnp.where(keep_Bx1xTk, jax.nn.softmax(e, axis=-1), 0.0)
+    if keep is None:
+        return jax.nn.softmax(scores, axis=-1)
+    masked = jnp.where(keep, scores, jnp.finfo(scores.dtype).min)
+    return jnp.where(keep, jax.nn.softmax(masked, axis=-1), 0.0)
+
+
+def masked_softmax(e_BxTqxTk: jax.Array, key_mask_BxTk: jax.Array | None) -> jax.Array:
+    """:func:`softmax_where` over the keys, ``key_mask_BxTk`` (1 = a real key) shared by
+    every query."""
+    keep = None if key_mask_BxTk is None else key_mask_BxTk.astype(bool)[:, None, :]
+    return softmax_where(e_BxTqxTk, keep)
 
 
 def additive_attention(

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from dlcore.checks import check_probability, check_rank
+from dlcore.layers.attention import softmax_where
 from dlcore.layers.dropout import dropout
 
 
@@ -84,10 +85,7 @@ def dot_product_weights(
     s = jnp.einsum("bhqd,bhkd->bhqk", Q_BxHxTqxd, K_BxHxTkxd) / math.sqrt(d)
     if attn_bias is not None:
         s = s + attn_bias.astype(s.dtype)
-    if keep_BxHxTqxTk is None:
-        return jax.nn.softmax(s, axis=-1)
-    s = jnp.where(keep_BxHxTqxTk, s, jnp.finfo(s.dtype).min)
-    return jnp.where(keep_BxHxTqxTk, jax.nn.softmax(s, axis=-1), 0.0)
+    return softmax_where(s, keep_BxHxTqxTk)
 
 
 def multi_head_attention(
