@@ -341,6 +341,11 @@ PARAM_LAYERS = {  # every dlcore layer with parameters: (module, call args, call
     ),
     "AdditiveAttention": (layers.AdditiveAttention(4), (X4[:, 0], X4[:, 1], X4[:, 2]), {}),
     "MaskedConv2D": (layers.MaskedConv2D(3, 3, kind="A"), (X4,), {}),
+    "MultiHeadAttention": (
+        layers.MultiHeadAttention(2),
+        (X4[:, 0], X4[:, 1], X4[:, 2]),
+        {"train": False},
+    ),
 }
 NO_PARAMS = {
     "Dropout", "LocalResponseNorm", "MaxPool", "AvgPool", "MaxPool1D", "AvgPool1D",
