@@ -31,8 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dlcore.checks import check_probability, check_rank
-from dlcore.layers.attention import softmax_where
+from dlcore.checks import check_probability
+from dlcore.layers.attention import check_attention_inputs, softmax_where
 from dlcore.layers.dropout import dropout
 
 
@@ -160,14 +160,7 @@ def multi_head_attention(
 
 def check_mha_inputs(q, k, v, key_mask=None, attn_mask=None, attn_bias=None) -> None:
     """One-line ValueErrors for ranks, batch/time sizes and mask shapes and dtypes."""
-    check_rank(q, 3, "attention queries", "[B, Tq, Dq]")
-    check_rank(k, 3, "attention keys", "[B, Tk, Dk]")
-    check_rank(v, 3, "attention values", "[B, Tk, Dv]")
-    if not (q.shape[0] == k.shape[0] == v.shape[0]) or k.shape[1] != v.shape[1]:
-        raise ValueError(
-            "attention queries [B, Tq, Dq], keys [B, Tk, Dk] and values [B, Tk, Dv] must share "
-            f"B and Tk; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
-        )
+    check_attention_inputs(q, k, v)  # ranks and shared sizes, as for additive attention
     b, tq, tk = q.shape[0], q.shape[1], k.shape[1]
     for name, m in (("key_mask", key_mask), ("attn_mask", attn_mask)):
         if m is not None and jnp.issubdtype(m.dtype, jnp.floating):
