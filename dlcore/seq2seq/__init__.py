@@ -1,0 +1,1 @@
+"""Sequence to sequence: the model protocol, decoders, beam search and ensembles."""
