@@ -340,6 +340,7 @@ PARAM_LAYERS = {  # every dlcore layer with parameters: (module, call args, call
         {"train": False},
     ),
     "AdditiveAttention": (layers.AdditiveAttention(4), (X4[:, 0], X4[:, 1], X4[:, 2]), {}),
+    "Attention": (layers.Attention("general"), (X4[:, 0], X4[:, 1], X4[:, 2]), {}),
     "MaskedConv2D": (layers.MaskedConv2D(3, 3, kind="A"), (X4,), {}),
     "MultiHeadAttention": (
         layers.MultiHeadAttention(2),

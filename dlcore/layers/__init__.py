@@ -1,6 +1,17 @@
 """Layers with parameters or train/eval behaviour; the math they use lives in plain functions."""
 
 from dlcore.layers.attention import AdditiveAttention, additive_attention
+from dlcore.layers.attention_scores import (
+    Attention,
+    attend,
+    concat_scores,
+    dot_scores,
+    entmax15,
+    general_scores,
+    normalise,
+    padding_mask,
+    scaled_dot_scores,
+)
 from dlcore.layers.conv import Conv1D, Conv2D, conv1d, conv2d
 from dlcore.layers.conv_transpose import ConvTranspose2D, conv_transpose2d
 from dlcore.layers.dropout import (
@@ -38,6 +49,7 @@ from dlcore.layers.prelu import PReLU
 
 __all__ = [
     "AdditiveAttention",
+    "Attention",
     "AvgPool",
     "AvgPool1D",
     "BatchNorm",
@@ -59,14 +71,19 @@ __all__ = [
     "MultiHeadAttention",
     "PReLU",
     "additive_attention",
+    "attend",
     "avg_pool",
     "avg_pool1d",
     "batch_norm",
     "causal_mask",
+    "concat_scores",
     "conv1d",
     "conv2d",
     "conv_transpose2d",
+    "dot_scores",
     "dropout",
+    "entmax15",
+    "general_scores",
     "global_avg_pool",
     "global_max_pool",
     "local_response_norm",
@@ -75,4 +92,7 @@ __all__ = [
     "max_pool1d",
     "maxout",
     "multi_head_attention",
+    "normalise",
+    "padding_mask",
+    "scaled_dot_scores",
 ]
