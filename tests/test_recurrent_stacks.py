@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from recurrent_reference import random_params
+from recurrent_reference import np_run, random_params
 
 from dlcore.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, StackedRNN
 
@@ -124,7 +124,41 @@ def test_stack_errors():
     for kw, msg in cases:
         with pytest.raises(ValueError, match=msg):
             StackedRNN(features=H, **kw).init(jax.random.key(0), x, train=False)
-    with pytest.raises(ValueError, match="carry/return_carry need a unidirectional stack"):
-        StackedRNN(features=H, bidirectional=True).init(
-            jax.random.key(0), x, train=False, return_carry=True
-        )
+    bi = StackedRNN(features=H, bidirectional=True)
+    with pytest.raises(ValueError, match=r"carry\[0\] of a bidirectional stack must be a \(fo"):
+        bi.init(jax.random.key(0), x, train=False, carry=StackedRNN(features=H).zero_carry(B))
+
+
+@pytest.mark.parametrize("initial", ["zeros", "given"])
+def test_bidirectional_stack_carries_are_each_direction_run_by_hand(initial):
+    """Final carries: forward after step L_b - 1, backward after reading step 0, per layer;
+    given initial (forward, backward) carries start each direction of each layer. The
+    reference runs each sequence alone, unpadded, through the textbook NumPy LSTM."""
+    net = StackedRNN(features=H, num_layers=2, bidirectional=True)
+    rng = np.random.default_rng(5)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(B, T, D)))
+        params = random_params(net, x, train=False)
+        start = net.zero_carry(B, jnp.float64)
+        carry = None
+        if initial == "given":
+            carry = jax.tree.map(lambda z: jnp.asarray(rng.normal(size=z.shape)), start)
+            start = carry
+        apply = jax.jit(functools.partial(net.apply, train=False, return_carry=True))
+        finals, y = apply({"params": params}, x, lengths=jnp.asarray(LENGTHS), carry=carry)
+    assert len(finals) == 2 and all(isinstance(pair, tuple) for pair in finals)
+    h_in = np.asarray(x)
+    for layer in range(2):
+        p = params[f"layer{layer}"]
+        outs = np.zeros((B, T, 2 * H))
+        for b, n in enumerate(LENGTHS):
+            c_f, c_b = (
+                jax.tree.map(lambda a, b=b: np.asarray(a[b : b + 1]), c) for c in start[layer]
+            )
+            f_final, y_f = np_run("lstm", p["forward_rnn"]["cell"], h_in[b, :n], c_f)
+            b_final, y_b = np_run("lstm", p["backward_rnn"]["cell"], h_in[b, :n][::-1], c_b)
+            got = jax.tree.map(lambda a, b=b: np.asarray(a[b : b + 1]), finals[layer])
+            chex.assert_trees_all_close(got, (f_final, b_final), rtol=1e-12, atol=1e-14)
+            outs[b, :n] = np.concatenate([y_f, y_b[::-1]], -1)
+        h_in = outs
+    np.testing.assert_allclose(y, h_in, rtol=1e-12, atol=1e-14)

@@ -29,7 +29,10 @@ class Bidirectional(nn.Module):
         y_t = merge(h→_t, h←_t),   h← reads each sequence from its own last valid step
 
     The backward layer runs with ``reverse=True`` whatever its attribute says; with lengths,
-    it starts at step L_b − 1 of sequence b, never in the padding.
+    it starts at step L_b − 1 of sequence b, never in the padding. Its carry is the pair
+    ``(forward carry, backward carry)``: the final forward carry is the state after step
+    L_b − 1 (it freezes in the padding), the final backward carry the state after reading
+    step 0, i.e. after the whole sequence in both cases.
 
     Attributes:
       forward_rnn: layer reading t = 0, 1, ...
@@ -42,6 +45,9 @@ class Bidirectional(nn.Module):
       >>> variables = bi.init(jax.random.key(0), x)
       >>> bi.apply(variables, x, lengths=jnp.array([5, 2])).shape
       (2, 5, 8)
+      >>> (fwd, bwd), y = bi.apply(variables, x, return_carry=True)
+      >>> fwd["h"].shape, bwd["h"].shape
+      ((2, 4), (2, 4))
     """
 
     forward_rnn: RNN
@@ -55,13 +61,46 @@ class Bidirectional(nn.Module):
         lengths: jax.Array | None = None,
         mask: jax.Array | None = None,
         h_keep: tuple[jax.Array | None, jax.Array | None] = (None, None),
-    ) -> jax.Array:
-        """Returns merged outputs ``[B, T, 2H]`` (concat) or ``[B, T, H]`` (sum)."""
+        carry: tuple[Carry | None, Carry | None] | None = None,
+        return_carry: bool = False,
+    ):
+        """Runs both directions.
+
+        Args:
+          x_BxTxD: inputs ``[B, T, D]``.
+          lengths, mask: valid lengths ``[B]`` or a prefix mask ``[B, T]``; see :class:`RNN`.
+          h_keep: per-direction variational-dropout multipliers on h_{t-1}, or None.
+          carry: initial ``(forward, backward)`` carries (either may be None: the layer's
+            default), or None for both defaults.
+          return_carry: also return the final ``(forward, backward)`` carries.
+
+        Returns:
+          merged outputs ``[B, T, 2H]`` (concat) or ``[B, T, H]`` (sum), or
+          ``((fwd_carry, bwd_carry), outputs)`` with ``return_carry``.
+        """
         check_choice(self.merge, MERGES, "merge")
+        carry_fwd, carry_bwd = _carry_pair(carry, "Bidirectional carry")
         lengths = resolve_lengths(x_BxTxD, lengths, mask)
-        _, fwd = self.forward_rnn.run(x_BxTxD, lengths=lengths, reverse=False, h_keep=h_keep[0])
-        _, bwd = self.backward_rnn.run(x_BxTxD, lengths=lengths, reverse=True, h_keep=h_keep[1])
-        return merge_directions(fwd, bwd, self.merge)
+        final_fwd, fwd = self.forward_rnn.run(
+            x_BxTxD, lengths=lengths, reverse=False, h_keep=h_keep[0], carry=carry_fwd
+        )
+        final_bwd, bwd = self.backward_rnn.run(
+            x_BxTxD, lengths=lengths, reverse=True, h_keep=h_keep[1], carry=carry_bwd
+        )
+        y = merge_directions(fwd, bwd, self.merge)
+        return ((final_fwd, final_bwd), y) if return_carry else y
+
+
+def _carry_pair(carry, what: str) -> tuple[Carry | None, Carry | None]:
+    """``(forward, backward)`` from a bidirectional carry, or ``(None, None)`` for None."""
+    if carry is None:
+        return None, None
+    if not isinstance(carry, tuple | list) or len(carry) != 2:
+        raise ValueError(
+            f"{what} must be a (forward carry, backward carry) pair; got {type(carry).__name__}"
+            + (f" of length {len(carry)}" if isinstance(carry, tuple | list) else "")
+        )
+    return carry[0], carry[1]
 
 
 class StackedRNN(nn.Module):
@@ -85,6 +124,12 @@ class StackedRNN(nn.Module):
       recurrent_dropout: drop rate on h_{t-1}; requires ``variational=True``.
       variational: share each dropout mask across time.
       unroll, remat, impl: passed to every :class:`RNN`.
+
+    Carries (``carry=`` and ``return_carry``) are lists with one entry per layer: the cell's
+    carry dict for a unidirectional stack, the pair ``(forward carry, backward carry)`` for
+    a bidirectional one (see :class:`Bidirectional`; the final pair holds each direction's
+    state after reading the whole sequence). Handing a bidirectional carry to the next
+    truncated-BPTT chunk is not streaming: the backward direction reads each chunk from its end.
 
     Example:
       >>> net = StackedRNN(features=8, num_layers=2, dropout=0.2)
@@ -128,11 +173,17 @@ class StackedRNN(nn.Module):
         rnn = RNN(cell, unroll=self.unroll, remat=self.remat, impl=self.impl, parent=None)
         return rnn if name is None else rnn.clone(parent=self, name=name)
 
-    def zero_carry(self, batch: int, dtype=jnp.float32) -> list[Carry]:
-        """All-zero per-layer carries (unidirectional stacks): the state a truncated-BPTT run
-        starts from, e.g. ``TrainState(..., extra={"carry": net.zero_carry(batch)})``.
-        Needs no parameters: call it on the unbound module."""
+    def zero_carry(self, batch: int, dtype=jnp.float32) -> list:
+        """All-zero per-layer carries: the state a truncated-BPTT run starts from, e.g.
+        ``TrainState(..., extra={"carry": net.zero_carry(batch)})``; a ``(forward,
+        backward)`` pair per layer when bidirectional. Needs no parameters: call it on the
+        unbound module."""
         cell = make_cell(self.cell, self.features, parent=None, **dict(self.cell_kwargs))
+        if self.bidirectional:
+            return [
+                (cell.zero_carry(batch, dtype), cell.zero_carry(batch, dtype))
+                for _ in range(self.num_layers)
+            ]
         return [cell.zero_carry(batch, dtype) for _ in range(self.num_layers)]
 
     def _keep_mask(self, batch: int, train: bool) -> jax.Array | None:
@@ -153,7 +204,7 @@ class StackedRNN(nn.Module):
         train: bool,
         lengths: jax.Array | None = None,
         mask: jax.Array | None = None,
-        carry: list[Carry] | None = None,
+        carry: list | None = None,
         return_carry: bool = False,
     ):
         """Runs the stack.
@@ -162,9 +213,9 @@ class StackedRNN(nn.Module):
           x_BxTxD: inputs ``[B, T, D]``.
           train: enables dropout (needs a "dropout" rng).
           lengths, mask: valid lengths ``[B]`` or a prefix mask ``[B, T]``; see :class:`RNN`.
-          carry: per-layer initial carries (unidirectional stacks only), e.g. carried
-            across truncated-BPTT chunks.
-          return_carry: also return the per-layer final carries (unidirectional only).
+          carry: per-layer initial carries, e.g. carried across truncated-BPTT chunks;
+            ``(forward, backward)`` pairs when bidirectional.
+          return_carry: also return the per-layer final carries (pairs when bidirectional).
 
         Returns:
           the last layer's outputs ``[B, T, H]`` (``2H`` for concat-merged bidirectional), or
@@ -172,8 +223,6 @@ class StackedRNN(nn.Module):
         """
         self._check()
         lengths = resolve_lengths(x_BxTxD, lengths, mask)
-        if self.bidirectional and (carry is not None or return_carry):
-            raise ValueError("carry/return_carry need a unidirectional stack; got bidirectional")
         if carry is not None and len(carry) != self.num_layers:
             raise ValueError(f"carry must hold {self.num_layers} layer carries; got {len(carry)}")
         batch = x_BxTxD.shape[0]
@@ -191,7 +240,14 @@ class StackedRNN(nn.Module):
                     self._rnn(None), self._rnn(None), self.merge, name=f"layer{layer}"
                 )
                 keeps = (self._keep_mask(batch, train), self._keep_mask(batch, train))
-                h_BxTxD = pair(h_BxTxD, lengths=lengths, h_keep=keeps)
+                layer_carry = None
+                if carry is not None:
+                    what = f"carry[{layer}] of a bidirectional stack"
+                    layer_carry = _carry_pair(carry[layer], what)
+                final, h_BxTxD = pair(
+                    h_BxTxD, lengths=lengths, h_keep=keeps, carry=layer_carry, return_carry=True
+                )
+                finals.append(final)
             else:
                 rnn = self._rnn(f"layer{layer}")
                 layer_carry = None if carry is None else carry[layer]
