@@ -4,6 +4,7 @@ Examples:
   python -m benchmarks mlp --quick --out /tmp/bench      # seconds: smoke run, tiny shapes
   python -m benchmarks all                               # the full suite (many minutes)
   python -m benchmarks scaling                           # throughput vs devices (~3 min)
+  python -m benchmarks bucketing                         # LSTM on length buckets vs full width
   python -m benchmarks --readme                          # README section from the latest JSON
 """
 

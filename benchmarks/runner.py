@@ -5,6 +5,7 @@ import pathlib
 from benchmarks import (
     report,
     suite_attention,
+    suite_bucketing,
     suite_cnn,
     suite_compile,
     suite_epoch,
@@ -27,6 +28,7 @@ SUITES = {
     "remat": suite_compile.run_remat,
     "digits_epoch": suite_epoch.run,
     "scaling": suite_scaling.run,
+    "bucketing": suite_bucketing.run,
 }
 RESULTS_DIR = pathlib.Path(__file__).parent / "results"
 

@@ -1,6 +1,7 @@
 """Data: splits of named arrays, their description and batch order (the registry of data
 sets is ``dlcore.data.registry``, kept apart so the engine can use these containers)."""
 
+from dlcore.data.buckets import BucketedOrder, bucket_order
 from dlcore.data.dataset import (
     ROLES,
     SPLITS,
@@ -17,6 +18,7 @@ __all__ = [
     "ROLES",
     "SPLITS",
     "BatchOrder",
+    "BucketedOrder",
     "DataSpec",
     "Dataset",
     "FieldSpec",
@@ -25,4 +27,5 @@ __all__ = [
     "SplitName",
     "StackedOrder",
     "apply_preprocessing",
+    "bucket_order",
 ]

@@ -6,6 +6,7 @@ checkpoint at (epoch, index) sees exactly the batches an uninterrupted run would
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -49,6 +50,7 @@ class BatchOrder:
     batch_size: int
     seed: int
     order: str = "shuffled"
+    batch_shapes: ClassVar[int] = 1  # all batches have one shape (unlike dlcore.data.buckets)
 
     def __post_init__(self):
         if self.order not in ("shuffled", "streams"):
@@ -100,6 +102,7 @@ class StackedOrder:
     """
 
     orders: tuple[BatchOrder, ...]
+    batch_shapes: ClassVar[int] = 1
 
     @property
     def steps_per_epoch(self) -> int:

@@ -92,6 +92,40 @@ class ScanByLength:
     compile_s = property(lambda self: sum(f.compile_s for f in self._by_length.values()))
 
 
+class StepByShape:
+    """One :class:`AheadOfTime` step per batch shape, at most ``limit`` shapes (a bucketed
+    order's widths, :mod:`dlcore.data.buckets`): ``train_step(state, batch)``. A shape
+    beyond the limit raises, as a single compiled step does."""
+
+    def __init__(
+        self,
+        fn: Callable,
+        name: str,
+        traces: collections.Counter,
+        limit: int,
+        shardings: Callable[..., dict] | None = None,
+    ):
+        self._fn, self.name, self._traces, self._shardings = fn, name, traces, shardings
+        self._limit = limit
+        self._by_shape: dict[tuple, AheadOfTime] = {}
+
+    def __call__(self, state, batch: Batch):
+        shape = tuple(sorted((k, np.shape(v)) for k, v in batch.items()))
+        if shape not in self._by_shape:
+            if len(self._by_shape) >= self._limit:
+                raise ValueError(
+                    f"{self.name} was compiled for {self._limit} batch shapes and got another "
+                    f"({dict(shape)}); dlcore compiles one step per bucket width"
+                )
+            self._by_shape[shape] = AheadOfTime(
+                self._fn, self.name, self._traces, self._shardings, donate_argnums=0
+            )
+        return self._by_shape[shape](state, batch)
+
+    lower_s = property(lambda self: sum(f.lower_s for f in self._by_shape.values()))
+    compile_s = property(lambda self: sum(f.compile_s for f in self._by_shape.values()))
+
+
 class CompiledTask:
     """The loop's view of a task: train step, multi-step scan and evaluation.
 
@@ -101,6 +135,8 @@ class CompiledTask:
     their metrics, and one member must not stop or skip the others). ``where`` says
     where the state and batches live (:mod:`dlcore.engine.sharding`); the functions are
     jitted with its shardings, and the caller places their inputs with it.
+    ``train_shapes`` is how many batch shapes ``train_step`` may compile for: 1, or the
+    widths of a bucketed order (:class:`StepByShape`); ``traces`` then counts one per width.
     """
 
     def __init__(
@@ -108,15 +144,21 @@ class CompiledTask:
         task: Task,
         on_nonfinite: str = "halt",
         where: SingleDevice | DataParallel | None = None,
+        train_shapes: int = 1,
     ):
         check_choice(on_nonfinite, NONFINITE_POLICIES, "on_nonfinite policy")
         self.task = task
         self.where = where = where or SingleDevice()
         self.traces: collections.Counter = collections.Counter()
         self._step = guard_step(task.train_step, on_nonfinite if task.members == 1 else "halt")
-        self.train_step = AheadOfTime(
-            self._step, "train_step", self.traces, where.step_shardings, donate_argnums=0
-        )
+        if train_shapes == 1:
+            self.train_step = AheadOfTime(
+                self._step, "train_step", self.traces, where.step_shardings, donate_argnums=0
+            )
+        else:
+            self.train_step = StepByShape(
+                self._step, "train_step", self.traces, train_shapes, where.step_shardings
+            )
         self.train_scan = ScanByLength(self._scan, "train_scan", self.traces, where.scan_shardings)
         self.eval_step = AheadOfTime(task.eval_step, "eval_step", self.traces, where.eval_shardings)
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlcore.data.buckets import BucketedOrder, bucket_order
 from dlcore.data.dataset import Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
 from dlcore.engine.distributed import AgreedStop, host_local
@@ -63,7 +64,8 @@ class FitResult:
         population's values are lists, one per member.
       best: ``{"metric", "value", "step"}`` of the best validation pass, or None; a list of
         those, one per member, for a population.
-      timing: wall and compile seconds, steps per second of this process.
+      timing: wall and compile seconds, steps per second of this process (and, when
+        bucketed, ``bucketing``: :meth:`dlcore.data.buckets.BucketedOrder.report`).
       traces: how many times each compiled function was traced.
       early_stopping: ``{"early_stopped_at", "restored_step"}`` when patience ran out.
       health: ``{"on_nonfinite", "skipped_steps", "first_nonfinite", "halted",
@@ -141,7 +143,8 @@ def fit(
     Raises:
       ValueError: if ``cfg.best_metric`` is not a metric of the task, a population is
         given a run directory or a patience, or ``cfg.devices`` cannot run this batch
-        size (:func:`dlcore.engine.sharding.check_data_parallel`).
+        size (:func:`dlcore.engine.sharding.check_data_parallel`), or ``cfg.bucket_by``
+        cannot bucket the data (:func:`dlcore.data.buckets.bucket_order`).
     """
     t_begin = time.perf_counter()
     reporter = reporter or SilentReporter()
@@ -158,6 +161,7 @@ def fit(
     trackers = [BestTracker(metric, maximize, cfg.early_stopping_patience) for _ in range(members)]
     tracker = trackers[0]  # the one that checkpoints and stops early (single runs)
     order = task.make_order(len(data.train), cfg.batch_size, seed)
+    order = bucket_order(order, data, cfg.bucket_by, cfg.bucket_widths)  # as is when None
     spe = order.steps_per_epoch
     total = cfg.epochs * spe
     chunk_len = scan_chunk(spe, cfg.scan_steps)
@@ -175,7 +179,7 @@ def fit(
     # once a chunk: an exchange every 10 steps or every chunk bounds both the delay and
     # the cost (one small all-gather, ~2 ms on CPU).
     stop = AgreedStop(stop, every=10 if cfg.mode == "step" else 1)
-    compiled = CompiledTask(task, cfg.on_nonfinite, where)
+    compiled = CompiledTask(task, cfg.on_nonfinite, where, order.batch_shapes)
     chunk = where.eval_chunk(min(cfg.eval_batch_size, max(len(data.val), len(data.test))))
 
     def placed_chunks(fields: dict) -> list:
@@ -367,6 +371,8 @@ def fit(
         "processes": jax.process_count(),
         "compile": compile_times,
     }
+    if isinstance(order, BucketedOrder):  # the padding it saved explains steps_per_s
+        timing["bucketing"] = order.report()
     stopped = None  # a stop before the first validation pass has no best step yet
     if tracker.should_stop:
         stopped = {"early_stopped_at": step, "restored_step": tracker.best["step"]}

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PlainValidator, PositiveInt
+from pydantic import Field, PlainValidator, PositiveInt, ValidationInfo, field_validator
 
 from dlcore.config.section import Section, one_of
 from dlcore.engine.health import NONFINITE_POLICIES
@@ -19,12 +19,31 @@ def _check_devices(value: object) -> int | str:
 Devices = Annotated[int | str, PlainValidator(_check_devices)]
 
 
+def _check_widths(value: object) -> int | list[int]:
+    if type(value) is int and value >= 1:
+        return value
+    widths = list(value) if isinstance(value, list | tuple) else None
+    if (
+        widths
+        and all(type(w) is int and w >= 1 for w in widths)
+        and widths == sorted(set(widths))  # strictly increasing
+    ):
+        return widths
+    raise ValueError(
+        f"must be a number of buckets >= 1 or a list of increasing widths >= 1; got {value!r}"
+    )
+
+
+Widths = Annotated[int | list[int], PlainValidator(_check_widths)]
+
+
 class TrainConfig(Section):
     """How the generic loop runs.
 
     ``mode = "scan"`` compiles ``scan_steps`` consecutive steps as one ``lax.scan`` over
     on-device shuffled batches (the training split must fit on the device); ``"step"``
-    runs one compiled step per batch. Both give the same results.
+    runs one compiled step per batch. Both give the same results. ``bucket_by`` (step mode)
+    groups the training examples by length (:mod:`dlcore.data.buckets`).
     """
 
     epochs: PositiveInt = 10
@@ -73,3 +92,24 @@ class TrainConfig(Section):
         "devices (each leaf along its largest dimension they divide) instead of "
         "replicating them",
     )
+    bucket_by: str | None = Field(
+        None,
+        description="step mode: a token field (e.g. 'x') whose length groups the training "
+        "examples into buckets; each batch holds one bucket and is trimmed to its width "
+        "(one compile per width; evaluation is not bucketed)",
+    )
+    bucket_widths: Widths = Field(
+        4,
+        description="with bucket_by: increasing padded widths, or a number of buckets whose "
+        "widths are quantiles of the training lengths",
+    )
+
+    @field_validator("bucket_by")
+    @classmethod
+    def _bucketing_needs_step_mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("mode") == "scan":
+            raise ValueError(
+                "needs mode = 'step': scan mode stacks batches of one shape; set "
+                "train.mode = 'step'"
+            )
+        return value

@@ -13,6 +13,7 @@ import optax
 from dlcore.config.errors import ConfigError, FieldError
 from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.section import Section
+from dlcore.data.buckets import bucket_order
 from dlcore.data.dataset import Dataset
 from dlcore.data.needs import first_unmet, fitting
 from dlcore.data.registry import load_dataset
@@ -100,6 +101,10 @@ def build(
         except ValueError as err:
             raise FieldError("task", str(err)) from None
         _check_metrics(cfg, task)
+        if cfg.train.bucket_by is not None and members > 1:
+            raise FieldError("train.bucket_by", "a population's batches need one shape; unset it")
+        order = task.make_order(len(data.train), cfg.train.batch_size, cfg.seed)
+        bucket_order(order, data, cfg.train.bucket_by, cfg.train.bucket_widths)  # its checks
         model_field = "model" if cfg.model is not None else "models"
         try:  # shapes only: initializes the models (whose layers check their output sizes)
             # and the chains (which check freeze patterns), and sizes the state without

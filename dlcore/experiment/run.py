@@ -19,6 +19,7 @@ from dlcore import host_memory
 from dlcore.config.errors import ConfigError
 from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.loading import load_config, save_config, validate
+from dlcore.data.buckets import bucket_order
 from dlcore.data.dataset import SplitName
 from dlcore.engine.compiled import CompiledTask, eval_chunks
 from dlcore.engine.distributed import agree_on_text, barrier, host_local, is_writer
@@ -128,8 +129,11 @@ def resume_experiment(
                 f"{run.path}: no committed checkpoint yet; start it again with "
                 f"`dlcore run {run.config}`"
             )
-        order = experiment.task.make_order(
-            len(experiment.data.train), cfg.train.batch_size, cfg.seed
+        order = bucket_order(
+            experiment.task.make_order(len(experiment.data.train), cfg.train.batch_size, cfg.seed),
+            experiment.data,
+            cfg.train.bucket_by,
+            cfg.train.bucket_widths,
         )
         end = cfg.train.epochs * order.steps_per_epoch
         resolved = cfg.model_dump(mode="json")
