@@ -4,8 +4,17 @@ from typing import NamedTuple
 
 from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset, apply_preprocessing
+from dlcore.data.dates import DatesConfig, make_dates
 from dlcore.data.digits import DigitsConfig, make_digits
 from dlcore.data.ring import RingConfig, make_ring
+from dlcore.data.seq2seq_tasks import (
+    AdditionConfig,
+    ReversalConfig,
+    SortingConfig,
+    make_addition,
+    make_reversal,
+    make_sorting,
+)
 from dlcore.data.sequences import (
     AddingConfig,
     DyckDepthConfig,
@@ -55,6 +64,12 @@ DATASETS: dict[str, DatasetEntry] = {
         NumberWordsConfig, make_number_words, "a number -> its English spelling (one-to-many)"
     ),
     "adding": DatasetEntry(AddingConfig, make_adding, "the adding problem (regression)"),
+    "reversal": DatasetEntry(ReversalConfig, make_reversal, "letter strings -> reversed (seq2seq)"),
+    "sorting": DatasetEntry(SortingConfig, make_sorting, "letter strings -> sorted (seq2seq)"),
+    "dates": DatasetEntry(
+        DatesConfig, make_dates, "dates in human formats -> YYYY-MM-DD (seq2seq)"
+    ),
+    "addition": DatasetEntry(AdditionConfig, make_addition, "'123+4567' -> '4690' (seq2seq)"),
     "ring": DatasetEntry(RingConfig, make_ring, "K Gaussians on a 2-D ring, unlabelled (GANs)"),
     "shapes": DatasetEntry(
         ShapesConfig, make_shapes, "generated RGB shapes: classes, masks, captioned scenes"

@@ -17,6 +17,7 @@ from dlcore.tasks.perceptron import PerceptronConfig
 from dlcore.tasks.pixelcnn import PixelCNNConfig
 from dlcore.tasks.rbm import RBMConfig
 from dlcore.tasks.segmentation import SegmentationConfig
+from dlcore.tasks.seq2seq import Seq2seqConfig
 from dlcore.tasks.sequence import TaggingConfig
 from dlcore.tasks.stacked_autoencoder import StackedAutoencoderConfig
 from dlcore.tasks.supervised import (
@@ -54,6 +55,9 @@ TASKS: dict[str, TaskEntry] = {
     "tagging": TaskEntry(TaggingConfig, "per-step classification (tagging, generation, LM)"),
     "truncated_bptt": TaskEntry(
         TruncatedBPTTConfig, "per-step classification over streams, state carried across chunks"
+    ),
+    "seq2seq": TaskEntry(
+        Seq2seqConfig, "encoder-decoder: teacher forcing; exact match, BLEU, beam search"
     ),
     "word2vec": TaskEntry(Word2VecConfig, "skip-gram / CBOW word vectors, negative sampling"),
     "rbm": TaskEntry(RBMConfig, "restricted Boltzmann machine, CD-k or persistent CD"),
