@@ -40,6 +40,10 @@ TINY_DATA = {
     "ring": {"name": "ring", "n_samples": 80},
     "shapes": {"name": "shapes", "n_samples": 60, "image_size": 12, "min_size": 0.25},
     "stdlib_words": {"name": "stdlib_words", "max_files": 2, "min_count": 2, "context": 2},
+    "reversal": {"name": "reversal", "n_samples": 60, "max_len": 6},
+    "sorting": {"name": "sorting", "n_samples": 60, "max_len": 6},
+    "dates": {"name": "dates", "n_samples": 60},
+    "addition": {"name": "addition", "n_samples": 60, "max_digits": 2},
 }
 # Token and sequence data sets take no input preprocessing.
 SEQUENCE_DATA = (
@@ -50,6 +54,10 @@ SEQUENCE_DATA = (
     "stdlib_chars",
     "stdlib_lines",
     "stdlib_words",
+    "reversal",
+    "sorting",
+    "dates",
+    "addition",
 )
 RNN = {"name": "rnn", "features": 4, "embed_dim": 4}
 MLP = {"name": "mlp", "widths": [4]}
@@ -168,6 +176,33 @@ PROGRAMS = {
         {"name": "tagging"},
     ),
     "rnn/truncated_bptt": ("stdlib_chars", {**RNN, "readout": "all"}, {"name": "truncated_bptt"}),
+    "transformer_lm/tagging": (
+        "stdlib_chars",
+        {"name": "transformer_lm", "d_model": 4, "num_heads": 2, "d_ff": 4, "num_layers": 1},
+        {"name": "tagging"},
+    ),
+    "rnn_seq2seq/seq2seq": (
+        "addition",
+        {"name": "rnn_seq2seq", "embed_dim": 4, "hidden": 4, "attention": "additive"},
+        {"name": "seq2seq", "label_smoothing": 0.1},
+    ),
+    "transformer_seq2seq/seq2seq": (
+        {"name": "reversal", "n_samples": 60, "max_len": 6},
+        {"name": "transformer_seq2seq", "d_model": 4, "num_heads": 2, "d_ff": 4},
+        {"name": "seq2seq"},
+    ),
+    "show_attend_tell/seq2seq": (
+        {
+            "name": "shapes",
+            "n_samples": 60,
+            "image_size": 16,
+            "mode": "scene",
+            "min_size": 0.19,
+            "max_size": 0.2,
+        },
+        {"name": "show_attend_tell", "channels": [2], "embed_dim": 4, "features": 4},
+        {"name": "seq2seq", "target": "caption"},
+    ),
     "rnn/classification_lines": ("stdlib_lines", RNN, {"name": "classification"}),
     "text_cnn/classification": (
         "stdlib_lines",

@@ -14,6 +14,7 @@ import pathlib
 import sys
 
 from dlcore import host_memory
+from dlcore.cli import translate
 from dlcore.cli.launch import add_process_options, devices_arg, launch_command
 from dlcore.config.errors import ConfigError
 from dlcore.config.loading import load_config
@@ -105,9 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="0 <= seed < 2**32")
     sample.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
 
-    viz = sub.add_parser("viz", help="PNGs of what an image model learned (dlcore.viz)")
+    translate.add_parser(sub)
+
+    viz = sub.add_parser("viz", help="PNGs of what a model learned or attends to (dlcore.viz)")
     viz.add_argument("run_dir")
-    viz.add_argument("kind", help="filters, features, maximize, dream or saliency")
+    viz.add_argument("kind", help="filters, features, maximize, dream, saliency or attention")
     viz.add_argument("--layer", help="layer path, e.g. conv1 (a bad name lists the valid ones)")
     viz.add_argument("--unit", type=int, help="channel or class (maximize: default all)")
     viz.add_argument("--split", default="test", help="split of --index (default test)")
@@ -120,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     viz.add_argument("--smooth", type=int, default=0, help="saliency: SmoothGrad samples too")
     viz.add_argument("--scale", type=int, help="pixel enlargement of the tiles")
     viz.add_argument("--seed", type=int, default=0, help="noise and jitter seed")
+    viz.add_argument("--input", help='attention of a text seq2seq run: e.g. "12 March 2019"')
     viz.add_argument("--out", help="output directory (default RUN_DIR/viz)")
     viz.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
 
@@ -332,6 +336,7 @@ COMMANDS = {
     "resume": _cmd_resume,
     "eval": _cmd_eval,
     "sample": _cmd_sample,
+    "translate": translate.command,
     "viz": _cmd_viz,
     "list": _cmd_list,
     "runs": _cmd_runs,
@@ -362,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    compiles = ("run", "sweep", "resume", "eval", "sample", "viz")
+    compiles = ("run", "sweep", "resume", "eval", "sample", "viz", "translate")
     if args.command in compiles and not args.no_compile_cache:
         _enable_compile_cache()
     try:

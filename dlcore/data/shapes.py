@@ -10,7 +10,13 @@ so the per-pixel map ``seg`` is exactly the set of pixels painted with the shape
 0 on the background, 1 + class on a shape. A scene also gets a caption from a small grammar,
 always true of the image ("a red circle left of a blue square"): the relation is read off
 the centres (left of / right of when |dx| > |dy|, else above / below; scenes whose centres
-are nearly diagonal are redrawn), so a captioning model can learn it.
+are nearly diagonal are redrawn), so a captioning model can learn it. With ``caption_order =
+"drawn"`` the shapes are named in the random order they were drawn, so a scene has several
+true captions (a 2-shape scene two, a 3-shape scene six) and only one is the reference;
+``"reading"`` names them in order of x + y (top-left first), which makes the caption a
+function of the image (what exact match needs): since a related pair's |dx| and |dy| differ
+by at least MIN_GAP, sign(dx + dy) is the sign of the larger one, so every shape named before
+the reference is "left of" or "above" it and every one after is "right of" or "below" it.
 
 Fields: ``x`` [S, S, 3] float32; ``seg`` [S, S] int32 (role ``labels``); single mode adds
 ``y`` (the class, int32), scene mode ``caption`` [L] int32 tokens (0 = padding, then
@@ -44,6 +50,7 @@ WORDS = ("a", "and", "left", "right", "of", "above", "below")
 VOCAB = (*SPECIALS, *WORDS, *COLOURS, *SHAPES)
 CAPTION_LEN = 19  # <bos>, two clauses of at most 8 words joined by "and", <eos>
 MIN_GAP = 2.0  # pixels by which |dx| and |dy| of a related pair must differ
+CAPTION_ORDERS = ("drawn", "reading")
 
 
 def _polygon(vertices: list[tuple[float, float]]) -> np.ndarray:
@@ -137,6 +144,9 @@ class ShapesConfig(SplitFractions):
         None, description="keep at most this many training images per class"
     )
     seed: Seed = Field(0, description="seed of the generator (not of training)")
+    caption_order: Literal[CAPTION_ORDERS] = Field(  # type: ignore[valid-type]
+        "drawn", description="scene captions name the shapes as drawn or by x + y (reading)"
+    )
     preprocess: Literal["channel_mean", "standardize", "none"] = "channel_mean"
 
     @model_validator(mode="after")
@@ -204,6 +214,9 @@ def _placements(rng, cfg: ShapesConfig, count: int):
     while True:
         radii = [_radius(rng, cfg) for _ in range(count)]
         centres = [rng.uniform(r, size - r, 2) for r in radii]
+        if cfg.caption_order == "reading":  # before the checks: they use the order
+            order = np.argsort([c[0] + c[1] for c in centres], kind="stable")
+            radii, centres = [radii[i] for i in order], [centres[i] for i in order]
         apart = all(
             np.hypot(*(centres[i] - centres[j])) > radii[i] + radii[j] + 1
             for i in range(count)

@@ -22,6 +22,10 @@ from dlcore.models.rnn import RNNConfig
 from dlcore.models.text_cnn import TextCNNConfig
 from dlcore.models.unet import UNetConfig
 from dlcore.models.vgg import VGGConfig
+from dlcore.seq2seq.captioner import ShowAttendTellConfig
+from dlcore.seq2seq.rnn_model import RNNSeq2SeqConfig
+from dlcore.seq2seq.transformer_lm import TransformerLMConfig
+from dlcore.seq2seq.transformer_model import TransformerSeq2SeqConfig
 
 
 class ModelEntry(NamedTuple):
@@ -49,6 +53,18 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "pixelcnn": ModelEntry(
         PixelCNNConfig, "PixelCNN: masked convolutions, one Bernoulli logit per pixel"
+    ),
+    "rnn_seq2seq": ModelEntry(
+        RNNSeq2SeqConfig, "RNN encoder-decoder (LSTM/GRU), optional Bahdanau/Luong attention"
+    ),
+    "show_attend_tell": ModelEntry(
+        ShowAttendTellConfig, "image captioner: CNN encoder, LSTM decoder with visual attention"
+    ),
+    "transformer_seq2seq": ModelEntry(
+        TransformerSeq2SeqConfig, "Transformer encoder-decoder (pre/post-LN, KV-cache decoding)"
+    ),
+    "transformer_lm": ModelEntry(
+        TransformerLMConfig, "decoder-only causal Transformer language model (per-step logits)"
     ),
 }
 

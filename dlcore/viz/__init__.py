@@ -2,6 +2,7 @@
 DeepDream and saliency maps, as pure JAX functions of (module, variables, inputs), and the
 ``dlcore viz`` command that makes PNGs of a run's checkpoint with them."""
 
+from dlcore.viz.attention import attention_matrix_picture, caption_attention_picture, upsample
 from dlcore.viz.dream import deep_dream, octave_sizes
 from dlcore.viz.features import feature_grid, feature_maps
 from dlcore.viz.filters import conv_kernels, filter_grid, filter_tiles, pick_kernel
@@ -20,6 +21,8 @@ __all__ = [
     "Ascent",
     "ImageRun",
     "VizOptions",
+    "attention_matrix_picture",
+    "caption_attention_picture",
     "channel_stats",
     "check_layer",
     "class_score",
@@ -51,5 +54,6 @@ __all__ = [
     "to_unit_symmetric",
     "total_variation",
     "unit_activation",
+    "upsample",
     "visualize_run",
 ]

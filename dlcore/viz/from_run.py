@@ -10,6 +10,8 @@ Kinds and what their PNG shows:
   maximize  ``maximize_<layer>_unit<K>.png`` (or ``_all`` units): the synthesised inputs.
   dream     ``dream_<layer>_<photo>.png``: the photograph and its dream, side by side.
   saliency  ``saliency_<input>_class<K>.png``: input | saliency (| SmoothGrad).
+  attention (seq2seq runs) ``attention_*.png``: each word's attention over a scene, or the
+            attention matrix of ``input`` or a few examples (:mod:`dlcore.viz.attention_run`).
 """
 
 import dataclasses
@@ -21,6 +23,7 @@ import numpy as np
 
 from dlcore.config.section import SEED_LIMIT
 from dlcore.runs.errors import RunDirError, RunIOError
+from dlcore.viz.attention_run import attention_pictures, open_seq2seq_run
 from dlcore.viz.dream import deep_dream
 from dlcore.viz.features import feature_grid, feature_maps
 from dlcore.viz.filters import conv_kernels, filter_grid, pick_kernel
@@ -30,7 +33,7 @@ from dlcore.viz.maximize import check_unit, maximize_unit
 from dlcore.viz.probe import OUTPUT, check_layer, layer_shapes
 from dlcore.viz.saliency import check_class, saliency, smoothgrad
 
-KINDS = ("filters", "features", "maximize", "dream", "saliency")
+KINDS = ("filters", "features", "maximize", "dream", "saliency", "attention")
 SPLITS = ("train", "val", "test")
 
 
@@ -50,6 +53,7 @@ class VizOptions:
       scale: pixel enlargement; default: filters 8, feature maps and maximize tiles about
         64 pixels, saliency tiles about 128, dream 1.
       seed: PRNG seed of the starting noise and the jitter.
+      input: attention of a text seq2seq run: the source text to decode (default: examples).
     """
 
     layer: str | None = None
@@ -64,6 +68,7 @@ class VizOptions:
     smooth: int = 0
     scale: int | None = None
     seed: int = 0
+    input: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,12 +270,16 @@ def visualize_run(
       RunDirError, ValueError: bad input, before anything is written.
       RunIOError: if a file cannot be written.
     """
-    if kind not in RENDER:  # before the slow restore
+    if kind not in KINDS:  # before the slow restore
         raise ValueError(f"unknown viz kind {kind!r}; kinds: {', '.join(KINDS)}")
     if not 0 <= opts.seed < SEED_LIMIT:
         raise ValueError(f"seed must be in [0, 2**32); got {opts.seed}")
-    run = open_image_run(run_dir, checkpoint)
-    pictures, lines = render(run, kind, opts)
+    if kind == "attention":  # a seq2seq run, not an image classifier: its own loader
+        run = open_seq2seq_run(run_dir, checkpoint)
+        pictures, lines = attention_pictures(run, opts)
+    else:
+        run = open_image_run(run_dir, checkpoint)
+        pictures, lines = render(run, kind, opts)
     folder = pathlib.Path(out) if out is not None else run.path / "viz"
     written = []
     try:
