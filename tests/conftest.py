@@ -54,6 +54,10 @@ LONGEST_FIRST = (
     "test_gan_options.py",
     "test_resume.py",
     "test_transfer.py",
+    "test_seq2seq_task.py",
+    "test_captioning.py",
+    "test_transformer.py",
+    "test_bucketing.py",
 )
 
 

@@ -7,6 +7,7 @@ import concurrent.futures
 import copy
 import math
 import pathlib
+import subprocess
 
 import numpy as np
 import pytest
@@ -75,39 +76,60 @@ SAMPLE_CASES = [
 ]
 
 
+# The cases that also run as real `dlcore` processes: one per kind of check (file bytes, path
+# safety, a typed value, a number that is not finite, a size estimate, a sample setting).
+# Every case runs through the same `main()` in this process too; a process costs ~2.5 s of
+# imports, so the rest stay in-process.
+IN_A_PROCESS = (
+    "non-UTF-8",
+    "name ../../x",
+    "epochs true",
+    "lr inf",
+    "huge model",
+    "temperature nan",
+)
+
+
+def write_case(case, root: pathlib.Path) -> pathlib.Path:
+    """The case's config file in ``root/work`` (created empty); returns that directory."""
+    _, filename, content, _ = case
+    work = root / "work"
+    work.mkdir()
+    if callable(content):
+        content = content(root)
+    if isinstance(content, bytes):
+        (work / filename).write_bytes(content)
+    else:
+        write_toml(work / filename, content)
+    return work
+
+
 @pytest.fixture(scope="module")
 def cli_results(tmp_path_factory):
-    """Every CLI case run at once (each is its own process), in its own empty directory."""
+    """The process cases run at once (each is its own process), in their own empty directory."""
 
     # Directories first, in this thread: tmp_path_factory is not thread-safe (its numbered
     # directories and their "current" link race when several threads create them at once).
-    run_roots = [tmp_path_factory.mktemp("bad") for _ in RUN_CASES]
-    sample_roots = [tmp_path_factory.mktemp("sample") for _ in SAMPLE_CASES]
+    real_cases = [c for c in RUN_CASES if c[0] in IN_A_PROCESS]
+    run_roots = [tmp_path_factory.mktemp("bad") for _ in real_cases]
+    real_samples = [c for c in SAMPLE_CASES if c[0] in IN_A_PROCESS]
+    sample_roots = [tmp_path_factory.mktemp("sample") for _ in real_samples]
 
     def run_case(case, root):
-        name, filename, content, _ = case
-        work = root / "work"
-        work.mkdir()
-        path = work / filename
-        if callable(content):
-            content = content(root)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            write_toml(path, content)
-        return root, run_cli("run", filename, "--quiet", cwd=work)
+        work = write_case(case, root)
+        return root, run_cli("run", case[1], "--quiet", cwd=work)
 
     def run_sample(case, root):
         return root, run_cli("sample", str(root / "no-run"), *case[1], cwd=root)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         runs = dict(
-            zip([c[0] for c in RUN_CASES], pool.map(run_case, RUN_CASES, run_roots), strict=True)
+            zip([c[0] for c in real_cases], pool.map(run_case, real_cases, run_roots), strict=True)
         )
         samples = dict(
             zip(
-                [c[0] for c in SAMPLE_CASES],
-                pool.map(run_sample, SAMPLE_CASES, sample_roots),
+                [c[0] for c in real_samples],
+                pool.map(run_sample, real_samples, sample_roots),
                 strict=True,
             )
         )
@@ -123,21 +145,50 @@ def assert_one_error_line(proc, expected: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("case", RUN_CASES, ids=[c[0] for c in RUN_CASES])
-def test_bad_run_input_is_one_line_exit_2_and_nothing_written(cli_results, case):
+def assert_nothing_written(root: pathlib.Path, filename: str) -> None:
+    # nothing besides the config file: no runs/ (and no ../../x-<time> next to it)
+    assert [p.name for p in root.iterdir()] == ["work"]
+    assert [p.name for p in (root / "work").iterdir()] == [filename]
+
+
+@pytest.mark.parametrize("case", [c for c in RUN_CASES if c[0] in IN_A_PROCESS], ids=lambda c: c[0])
+def test_bad_run_input_in_a_process_is_one_line_exit_2_and_nothing_written(cli_results, case):
     root, proc = cli_results[0][case[0]]
     line = assert_one_error_line(proc, case[3])
     assert line.startswith(f"error: {case[1]}: ")
-    # nothing besides the config file: no runs/ (and no ../../x-<time> next to it)
-    assert [p.name for p in root.iterdir()] == ["work"]
-    assert [p.name for p in (root / "work").iterdir()] == [case[1]]
+    assert_nothing_written(root, case[1])
 
 
-@pytest.mark.parametrize("case", SAMPLE_CASES, ids=[c[0] for c in SAMPLE_CASES])
-def test_bad_sample_setting_is_one_line_exit_2(cli_results, case):
+@pytest.mark.parametrize("case", RUN_CASES, ids=[c[0] for c in RUN_CASES])
+def test_bad_run_input_is_one_line_exit_2_and_nothing_written(case, tmp_path, monkeypatch, capsys):
+    from dlcore.cli.main import main
+
+    monkeypatch.chdir(write_case(case, tmp_path))
+    code = main(["--no-compile-cache", "run", case[1], "--quiet"])
+    err = capsys.readouterr().err
+    line = assert_one_error_line(subprocess.CompletedProcess([], code, "", err), case[3])
+    assert line.startswith(f"error: {case[1]}: ")
+    assert_nothing_written(tmp_path, case[1])
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in SAMPLE_CASES if c[0] in IN_A_PROCESS], ids=lambda c: c[0]
+)
+def test_bad_sample_setting_in_a_process_is_one_line_exit_2(cli_results, case):
     root, proc = cli_results[1][case[0]]
     assert_one_error_line(proc, case[2])
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", SAMPLE_CASES, ids=[c[0] for c in SAMPLE_CASES])
+def test_bad_sample_setting_is_one_line_exit_2(case, tmp_path, monkeypatch, capsys):
+    from dlcore.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["--no-compile-cache", "sample", str(tmp_path / "no-run"), *case[1]])
+    err = capsys.readouterr().err
+    assert_one_error_line(subprocess.CompletedProcess([], code, "", err), case[2])
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- in-process: the rules, and what still passes --------------------------------------------

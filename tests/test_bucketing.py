@@ -1,5 +1,5 @@
 """Length bucketing (dlcore.data.buckets): a (seed, epoch) order of trimmed one-bucket batches,
-its checks, and a real bucketed run that resumes exactly with one compile per width."""
+its checks, and a real bucketed seq2seq run that resumes exactly with one compile per width."""
 
 import dataclasses
 
@@ -179,15 +179,23 @@ def test_bad_bucketing_configs_fail_before_training(train, message):
 
 # A real run: the shipped bucketed experiment, shrunk to seconds (a tanh RNN of 4 units
 # compiles faster than the LSTM; the order and the loop are what is tested).
+# A seq2seq run on length buckets (reversal with attention, shrunk): the stopped-and-resumed
+# check below is also the seq2seq task's resume check (its state, its compiled greedy
+# evaluation and its report-free fit).
 SHRINK = [
     "data.n_samples=160",
-    "data.max_len=12",
-    "model.cell=rnn_tanh",
-    "model.features=4",
-    "optimizer.name=sgd",
-    "optimizer.learning_rate=0.1",
+    "data.symbols=4",
+    "data.min_len=2",
+    "data.max_len=8",
+    "model.embed_dim=4",
+    "model.hidden=8",
+    "model.bidirectional=false",
+    "optimizer.schedule.decay_steps=14",
     "train.epochs=2",
     "train.batch_size=16",
+    "train.mode=step",
+    "train.eval_every=1",
+    "train.bucket_by=x",
     "train.bucket_widths=2",
     "train.log_every=1",
     "train.checkpoint_every=3",
@@ -211,7 +219,7 @@ class StopAt:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("bucketed")
-    cfg = load_config(REPO / "experiments" / "parity_lstm_bucketed.toml", SHRINK)
+    cfg = load_config(REPO / "experiments" / "reversal_attention.toml", SHRINK)
     built = build(cfg)
 
     def train(name, stop=None, resume=False):

@@ -188,7 +188,14 @@ PROGRAMS = {
     ),
     "transformer_seq2seq/seq2seq": (
         {"name": "reversal", "n_samples": 60, "max_len": 6},
-        {"name": "transformer_seq2seq", "d_model": 4, "num_heads": 2, "d_ff": 4},
+        {
+            "name": "transformer_seq2seq",
+            "d_model": 4,
+            "num_heads": 2,
+            "d_ff": 4,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+        },
         {"name": "seq2seq"},
     ),
     "show_attend_tell/seq2seq": (
