@@ -21,23 +21,20 @@ from typing import ClassVar, Literal
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt
 
 from dlcore.checks import check_choice, check_rank
-from dlcore.config.section import Section, one_of
 from dlcore.data.dataset import DataSpec
 from dlcore.data.needs import Need
 from dlcore.seq2seq.transformer_blocks import (
-    FF_ACTIVATIONS,
     LN_EPSILON,
     NORMS,
-    POSITIONS,
     DecoderBlock,
     Positions,
     check_heads,
     embed_scale,
 )
-from dlcore.seq2seq.transformer_model import check_length, empty_cache
+from dlcore.seq2seq.transformer_model import TransformerSizes, check_length, empty_cache
 
 
 def sliding_windows(x_BxT: jax.Array, width: int, pad: int) -> tuple[jax.Array, int]:
@@ -213,31 +210,15 @@ class TransformerLM(nn.Module):
         return {"layers": caches, "t": t_B + 1, "tokens": tokens}, self._logits(z)[:, 0]
 
 
-class TransformerLMConfig(Section):
+class TransformerLMConfig(TransformerSizes):
     """Decoder-only causal Transformer over token ids [T] (-1 = padding), logits per step.
 
     Inputs longer than max_len are read as overlapping windows (stride max_len / 2).
     """
 
     name: Literal["transformer_lm"] = "transformer_lm"
-    d_model: PositiveInt = 64
-    num_heads: PositiveInt = 4
-    d_ff: PositiveInt = 256
     num_layers: PositiveInt = 2
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    norm: one_of(NORMS, "norm") = "pre"
-    activation: one_of(FF_ACTIVATIONS, "activation") = "relu"
-    positions: one_of(POSITIONS, "positions") = "sinusoidal"
     max_len: int = Field(128, ge=2, description="context C: positions, cache, eval windows")
-    tie_embeddings: bool = Field(False, description="output projection = embedding^T")
-
-    @model_validator(mode="after")
-    def _heads_divide(self):
-        if self.d_model % self.num_heads:
-            raise ValueError(
-                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
-            )
-        return self
 
     def needs(self) -> tuple[Need, ...]:
         return (Need("x", ("tokens",), "token ids [T] (-1 = padding)", (1,)),)

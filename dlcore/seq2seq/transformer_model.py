@@ -179,24 +179,17 @@ class TransformerSeq2Seq(nn.Module):
         return {"layers": caches, "t": t_B + 1}, logits_BxV, {"attention": weights[:, 0]}
 
 
-class TransformerSeq2SeqConfig(Section):
-    """Transformer encoder–decoder: token sources and ``<bos> ... <eos>`` targets (PAD = 0).
+class TransformerSizes(Section):
+    """The options every Transformer model section shares (sizes, norm, positions)."""
 
-    The source vocabulary is the data set's ``vocab_size``; the target one the task's classes.
-    """
-
-    name: Literal["transformer_seq2seq"] = "transformer_seq2seq"
     d_model: PositiveInt = 64
     num_heads: PositiveInt = 4
     d_ff: PositiveInt = 256
-    encoder_layers: PositiveInt = 2
-    decoder_layers: PositiveInt = 2
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     norm: one_of(NORMS, "norm") = "pre"
     activation: one_of(FF_ACTIVATIONS, "activation") = "relu"
     positions: one_of(POSITIONS, "positions") = "sinusoidal"
-    max_len: PositiveInt = Field(64, description="longest source/target (positions, cache)")
-    tie_embeddings: bool = Field(False, description="output projection = target embedding^T")
+    tie_embeddings: bool = Field(False, description="output projection = (target) embedding^T")
 
     @model_validator(mode="after")
     def _heads_divide(self):
@@ -205,6 +198,18 @@ class TransformerSeq2SeqConfig(Section):
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
         return self
+
+
+class TransformerSeq2SeqConfig(TransformerSizes):
+    """Transformer encoder–decoder: token sources and ``<bos> ... <eos>`` targets (PAD = 0).
+
+    The source vocabulary is the data set's ``vocab_size``; the target one the task's classes.
+    """
+
+    name: Literal["transformer_seq2seq"] = "transformer_seq2seq"
+    encoder_layers: PositiveInt = 2
+    decoder_layers: PositiveInt = 2
+    max_len: PositiveInt = Field(64, description="longest source/target (positions, cache)")
 
     def needs(self) -> tuple[Need, ...]:
         return (Need("x", ("tokens",), "source token ids [S] (0 = padding)", (1,)),)
