@@ -66,33 +66,40 @@ class AheadOfTime:
             ) from None
 
 
-class ScanByLength:
-    """One :class:`AheadOfTime` scan per number of steps (a chunk and, at most, the shorter
-    last chunk of an epoch): ``train_scan(state, fields, rows_CxB...)``."""
+class _OnePerKey:
+    """:class:`AheadOfTime` functions made on demand, one per key (an input shape that may
+    vary), reporting their lowering and compile seconds together."""
 
     def __init__(
         self,
-        body: Callable,
+        fn: Callable,
         name: str,
         traces: collections.Counter,
         shardings: Callable[..., dict] | None = None,
     ):
-        self._body, self.name, self._traces, self._shardings = body, name, traces, shardings
-        self._by_length: dict[int, AheadOfTime] = {}
+        self._fn, self.name, self._traces, self._shardings = fn, name, traces, shardings
+        self._by_key: dict = {}
+
+    def _compiled_for(self, key) -> AheadOfTime:
+        if key not in self._by_key:
+            self._by_key[key] = AheadOfTime(
+                self._fn, self.name, self._traces, self._shardings, donate_argnums=0
+            )
+        return self._by_key[key]
+
+    lower_s = property(lambda self: sum(f.lower_s for f in self._by_key.values()))
+    compile_s = property(lambda self: sum(f.compile_s for f in self._by_key.values()))
+
+
+class ScanByLength(_OnePerKey):
+    """One :class:`AheadOfTime` scan per number of steps (a chunk and, at most, the shorter
+    last chunk of an epoch): ``train_scan(state, fields, rows_CxB...)``."""
 
     def __call__(self, state, fields: Batch, rows):
-        length = int(rows.shape[0])
-        if length not in self._by_length:
-            self._by_length[length] = AheadOfTime(
-                self._body, self.name, self._traces, self._shardings, donate_argnums=0
-            )
-        return self._by_length[length](state, fields, rows)
-
-    lower_s = property(lambda self: sum(f.lower_s for f in self._by_length.values()))
-    compile_s = property(lambda self: sum(f.compile_s for f in self._by_length.values()))
+        return self._compiled_for(int(rows.shape[0]))(state, fields, rows)
 
 
-class StepByShape:
+class StepByShape(_OnePerKey):
     """One :class:`AheadOfTime` step per batch shape, at most ``limit`` shapes (a bucketed
     order's widths, :mod:`dlcore.data.buckets`): ``train_step(state, batch)``. A shape
     beyond the limit raises, as a single compiled step does."""
@@ -105,25 +112,17 @@ class StepByShape:
         limit: int,
         shardings: Callable[..., dict] | None = None,
     ):
-        self._fn, self.name, self._traces, self._shardings = fn, name, traces, shardings
+        super().__init__(fn, name, traces, shardings)
         self._limit = limit
-        self._by_shape: dict[tuple, AheadOfTime] = {}
 
     def __call__(self, state, batch: Batch):
         shape = tuple(sorted((k, np.shape(v)) for k, v in batch.items()))
-        if shape not in self._by_shape:
-            if len(self._by_shape) >= self._limit:
-                raise ValueError(
-                    f"{self.name} was compiled for {self._limit} batch shapes and got another "
-                    f"({dict(shape)}); dlcore compiles one step per bucket width"
-                )
-            self._by_shape[shape] = AheadOfTime(
-                self._fn, self.name, self._traces, self._shardings, donate_argnums=0
+        if shape not in self._by_key and len(self._by_key) >= self._limit:
+            raise ValueError(
+                f"{self.name} was compiled for {self._limit} batch shapes and got another "
+                f"({dict(shape)}); dlcore compiles one step per bucket width"
             )
-        return self._by_shape[shape](state, batch)
-
-    lower_s = property(lambda self: sum(f.lower_s for f in self._by_shape.values()))
-    compile_s = property(lambda self: sum(f.compile_s for f in self._by_shape.values()))
+        return self._compiled_for(shape)(state, batch)
 
 
 class CompiledTask:
