@@ -17,8 +17,11 @@ import dlcore
 from benchmarks.availability import dlcore_has
 
 
-def char_lm_task(hidden: int, vocab: int, remat: bool = False, lr: float = 1e-3):
-    """A dlcore task training an LSTM char-LM on one-hot inputs ``[B, T, V]``.
+def char_lm_task(
+    hidden: int, vocab: int, remat: bool = False, lr: float = 1e-3, impl: str = "auto"
+):
+    """A dlcore task training an LSTM char-LM on one-hot inputs ``[B, T, V]``; ``impl`` is
+    the RNN layer's (``dlcore.recurrent.sequence.IMPLS``).
 
     Raises:
       ImportError: if ``dlcore.recurrent`` is not there (the suites report "not available").
@@ -30,7 +33,7 @@ def char_lm_task(hidden: int, vocab: int, remat: bool = False, lr: float = 1e-3)
     class CharLSTM(nn.Module):
         @nn.compact
         def __call__(self, x_BxTxV: jax.Array, *, train: bool) -> jax.Array:
-            h_BxTxH = RNN(LSTMCell(features=hidden), remat=remat)(x_BxTxV)
+            h_BxTxH = RNN(LSTMCell(features=hidden), remat=remat, impl=impl)(x_BxTxV)
             return nn.Dense(vocab)(h_BxTxH)
 
     return dlcore.classification(CharLSTM(), optax.adam(lr))

@@ -1,4 +1,4 @@
-"""LSTM forward+backward speed: dlcore scan vs dlcore custom VJP vs torch.nn.LSTM (if present).
+"""LSTM forward+backward speed: dlcore scan, custom VJP and native (oneDNN) vs torch.nn.LSTM.
 
 Run: PYTHONPATH=. JAX_PLATFORMS=cpu python benchmarks/lstm_speed.py [--steps 100 --batch 32
 --hidden 256 --inputs 65 --repeats 20]. The loss is the sum of all outputs; every timed call
@@ -32,6 +32,12 @@ def dlcore_step(impl: str, remat: bool, args):
     compiled = jax.jit(jax.value_and_grad(loss)).lower(params, x).compile()
     compile_s = time.perf_counter() - start
     return compile_s, lambda: jax.block_until_ready(compiled(params, x))
+
+
+def _native_available() -> bool:
+    from dlcore import native
+
+    return native.available()
 
 
 def torch_step(args, threads: int | None = None):
@@ -78,7 +84,10 @@ def main() -> None:
         ("dlcore scan+remat", "scan", True),
         ("dlcore custom_vjp", "custom_vjp", False),
         ("dlcore custom_vjp+remat", "custom_vjp", True),
+        ("dlcore native", "native", False),
     ):
+        if impl == "native" and not _native_available():
+            continue
         runs[label] = dlcore_step(impl, remat, args)
     times = {label: [] for label in runs}
     for _, fn in runs.values():

@@ -1,8 +1,9 @@
-"""LeNet-5 on 28x28x1 at B = 128 with Adam: dlcore (both conv lowerings), pure JAX, NumPy, torch.
+"""LeNet-5 on 28x28x1 at B = 128 with Adam: dlcore (every conv lowering), pure JAX, NumPy, torch.
 
-dlcore is measured twice in the same interleaved pass: ``"dlcore"`` with ``conv_impl="auto"``
-(the lowering a user gets by default on this backend) and ``"dlcore conv=<other>"`` with the
-other lowering forced, so the table shows which one wins here. Every row's config carries a
+dlcore is measured in the same interleaved pass with ``conv_impl="auto"`` (``"dlcore"``, the
+lowering a user gets by default on this backend) and as ``"dlcore conv=<other>"`` with each
+other lowering forced (``native``: oneDNN behind XLA's FFI, when the library is available),
+so the table shows which one wins here. Every row's config carries a
 ``conv`` entry naming how its convolutions run.
 """
 
@@ -38,7 +39,11 @@ def dlcore_lenet5(x, y, conv_impl: str = "auto", name: str = "dlcore") -> Candid
     """``dlcore.classification(LeNet5(conv_impl=...), optax.adam(1e-3))``'s jitted train step."""
     if "lenet5" not in dlcore.MODELS:
         return not_available(name, "dlcore has no CNN yet (no 'lenet5' in dlcore.MODELS)")
+    from dlcore import native
     from dlcore.models.lenet import LeNet5
+
+    if conv_impl == "native" and not native.available():
+        return not_available(name, f"no native kernels ({native.status()['reason']})")
 
     try:
         task = dlcore.classification(LeNet5(out_features=10, conv_impl=conv_impl), optax.adam(1e-3))
@@ -47,12 +52,14 @@ def dlcore_lenet5(x, y, conv_impl: str = "auto", name: str = "dlcore") -> Candid
         return failed(name, err)
 
 
-def conv_lowerings() -> tuple[str, str]:
-    """(the lowering ``conv_impl="auto"`` picks on this backend, the other one)."""
-    from dlcore.layers.conv import resolve_impl
+def conv_lowerings() -> tuple[str, ...]:
+    """(the lowering ``conv_impl="auto"`` picks for float32 on this backend, the others)."""
+    import jax.numpy as jnp
 
-    auto = resolve_impl("auto")
-    return auto, "xla" if auto == "gemm" else "gemm"
+    from dlcore.layers.conv import CONV_IMPLS, resolve_impl
+
+    auto = resolve_impl("auto", jnp.zeros((), jnp.float32))
+    return auto, *(impl for impl in CONV_IMPLS if impl not in ("auto", auto))
 
 
 def run(settings: Settings) -> list[dict]:
@@ -63,10 +70,10 @@ def run(settings: Settings) -> list[dict]:
         x = rng.standard_normal((batch, 28, 28, 1), dtype=np.float32)
         y = rng.integers(0, 10, batch).astype(np.int32)
         params = numpy_ref.conv.lenet5_init(rng, np.float32)
-        auto, other = conv_lowerings()
+        auto, *others = conv_lowerings()
         cands = [
             dlcore_lenet5(x, y),
-            dlcore_lenet5(x, y, other, name=f"dlcore conv={other}"),
+            *(dlcore_lenet5(x, y, other, name=f"dlcore conv={other}") for other in others),
             pure_jax_candidate(jax_ref.conv.lenet5_loss, params, x, y),
             numpy_candidate(numpy_ref.conv.lenet5_loss_and_grads, params, x, y),
             torch_candidate(torch_ref.lenet5_step, x, y),
@@ -74,7 +81,8 @@ def run(settings: Settings) -> list[dict]:
         timings = measure(
             cands, settings.warmup, settings.repeats, settings.min_sample_s, settings.settle_s
         )
-        conv = {"dlcore": auto, f"dlcore conv={other}": other, "pure JAX": "xla"}
+        conv = {"dlcore": auto, "pure JAX": "xla"}
+        conv |= {f"dlcore conv={other}": other for other in others}
         conv |= {"NumPy": "im2col", "torch": "torch"}
         for row in rows_for(
             SUITE,

@@ -2,7 +2,10 @@
 
 Candidates: dlcore (``RNN(LSTMCell)`` + dense read-out, see ``benchmarks.dlcore_models``; "not
 available" until ``dlcore.recurrent`` exists), pure JAX (``lax.scan``), NumPy (the lecture step,
-hand BPTT) and ``torch.nn.LSTM``.
+hand BPTT) and ``torch.nn.LSTM``. dlcore runs with ``impl="auto"`` (``"dlcore"``: what a user
+gets, oneDNN's fused LSTM on CPU when the native kernels are available) and as
+``"dlcore rnn=<impl>"`` with each other implementation forced (``native``: oneDNN behind
+XLA's FFI; ``custom_vjp``: the XLA scan with the hand-written backward).
 """
 
 import jax
@@ -38,16 +41,28 @@ def has_dlcore_recurrent() -> bool:
     return dlcore_has("dlcore.recurrent")
 
 
-def dlcore_lstm(x, targets, hidden: int) -> Candidate:
+def dlcore_lstm(x, targets, hidden: int, impl: str = "auto", name: str = "dlcore") -> Candidate:
     """dlcore's char-LM (``benchmarks.dlcore_models``); "not available" until it exists."""
     try:
-        task = char_lm_task(hidden, VOCAB)
+        task = char_lm_task(hidden, VOCAB, impl=impl)
     except ImportError as err:
-        return not_available("dlcore", str(err))
+        return not_available(name, str(err))
+    if impl == "native":
+        from dlcore import native
+
+        if not native.available():
+            return not_available(name, f"no native kernels ({native.status()['reason']})")
     try:
-        return dlcore_task_candidate(task, jax.random.key(0), {"x": x, "y": targets})
+        return dlcore_task_candidate(task, jax.random.key(0), {"x": x, "y": targets}, name=name)
     except Exception as err:  # an API drift must show in the table, not abort the run
-        return failed("dlcore", err)
+        return failed(name, err)
+
+
+def forced_impls() -> tuple[str, ...]:
+    """The RNN implementations measured besides ``impl="auto"``: the one auto does not pick."""
+    from dlcore import native
+
+    return ("custom_vjp",) if native.auto_native(jax.numpy.zeros((), "float32")) else ("native",)
 
 
 def charlm_data(batch: int, steps: int, rng: np.random.Generator):
@@ -65,6 +80,7 @@ def run(settings: Settings) -> list[dict]:
         params = numpy_ref.lstm.init_params(rng, VOCAB, hidden, VOCAB, np.float32)
         cands = [
             dlcore_lstm(x, targets, hidden),
+            *(dlcore_lstm(x, targets, hidden, i, f"dlcore rnn={i}") for i in forced_impls()),
             pure_jax_candidate(jax_ref.lstm.loss, params, x, targets),
             numpy_candidate(numpy_ref.lstm.loss_and_grads, params, x, targets),
             torch_candidate(torch_ref.charlm_lstm_step, x, targets, hidden),

@@ -376,10 +376,12 @@ def test_params_come_out_in_param_dtype(name, dtype):
 
 def test_auto_lowering_inside_the_engines_scan_is_the_loop_table():
     """The engine traces its multi-step scan inside ``loop_body``: on CPU the convolution
-    there is patches + GEMM (no conv primitive), while a single compiled step keeps XLA's."""
+    there is patches + GEMM (no conv primitive), while a single compiled step keeps XLA's;
+    with the native library (CPU, float32) both run oneDNN's kernel instead."""
     import optax
 
     import dlcore
+    from dlcore import native
     from dlcore.engine.compiled import CompiledTask
     from dlcore.layers.conv_math import AUTO_LOWERING, AUTO_LOWERING_IN_LOOP
 
@@ -397,6 +399,10 @@ def test_auto_lowering_inside_the_engines_scan_is_the_loop_table():
     step = jax.make_jaxpr(compiled._step)(state, {"x": x[:2], "y": fields["y"][:2]})
     scan = jax.make_jaxpr(compiled._scan)(state, fields, jnp.zeros((2, 2), jnp.int32))
     backend = jax.default_backend()
+    if native.auto_native(x):  # the native kernel, in both contexts, instead of the tables
+        for jaxpr in (step, scan):
+            assert "dlcore_conv_fwd" in str(jaxpr) and "conv_general_dilated" not in str(jaxpr)
+        return
     expect_conv = {"xla": True, "gemm": False}
     # The printed jaxpr includes the scan's body (and the gradient's convolutions).
     assert ("conv_general_dilated" in str(step)) == expect_conv[AUTO_LOWERING.get(backend, "xla")]

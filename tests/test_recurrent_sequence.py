@@ -147,13 +147,17 @@ def test_step_compiles_once_and_time_is_not_unrolled_in_python():
     assert n_eqns(5) == n_eqns(50)  # the program does not grow with T
 
 
-def test_auto_impl_picks_the_custom_vjp_for_the_plain_lstm_only():
+def test_auto_impl_picks_the_custom_vjp_for_the_plain_lstm_only(monkeypatch):
+    # With the native kernels available, 'auto' prefers them (tests/test_native_rnn.py);
+    # without them the plain LSTM gets the custom VJP and every other cell the scan.
+    monkeypatch.setattr("dlcore.native.auto_native", lambda *arrays: False)
     x = jnp.ones((B, T, D))
     for cell, want in ((LSTMCell(H), True), (make_cell("peephole_lstm", H), False)):
         rnn = RNN(cell)
         params = random_params(rnn, x)
         jaxpr = str(jax.make_jaxpr(rnn.apply)({"params": params}, x))
         assert ("custom_vjp_call" in jaxpr) == want
+        assert "dlcore_rnn_forward" not in jaxpr
 
 
 def test_final_outputs_carry_passing_and_mask_argument():
@@ -218,5 +222,6 @@ def test_boundary_errors_are_one_line_and_name_the_argument():
     gru = RNN(make_cell("gru", H), impl="custom_vjp")
     with pytest.raises(ValueError, match="impl='custom_vjp' supports LSTMCell only; got GRUCell"):
         jax.eval_shape(gru.init, jax.random.key(0), x)
-    with pytest.raises(ValueError, match="unknown RNN impl 'fast'; valid: auto, custom_vjp, scan"):
+    valid = "auto, custom_vjp, native, scan"
+    with pytest.raises(ValueError, match=f"unknown RNN impl 'fast'; valid: {valid}"):
         jax.eval_shape(RNN(LSTMCell(H), impl="fast").init, jax.random.key(0), x)

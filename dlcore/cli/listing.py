@@ -5,10 +5,11 @@ import pathlib
 from rich.console import Console
 from rich.table import Table
 
+from dlcore import native
 from dlcore.activations import ACTIVATIONS
 from dlcore.config.loading import ConfigError, load_config
 from dlcore.data.registry import DATASETS
-from dlcore.models import MODELS
+from dlcore.models.registry import MODELS
 from dlcore.optim import OPTIMIZERS
 from dlcore.runs.run_dir import find_runs
 from dlcore.tasks.registry import TASKS
@@ -44,6 +45,17 @@ def print_listing(experiments_dir: str | pathlib.Path = "experiments") -> None:
         )
     console.print("[bold]optimizers:[/] " + ", ".join(OPTIMIZERS))
     console.print("[bold]activations:[/] " + ", ".join(ACTIVATIONS))
+    console.print("[bold]native CPU kernels:[/] " + native_line(native.status()))
+
+
+def native_line(status: dict) -> str:
+    """One line on the native kernels: where the library is, or why XLA runs instead."""
+    if not status["available"]:
+        return f"unavailable ({status['reason']}); conv, max pooling and LSTM/GRU use XLA"
+    return (
+        f"available (oneDNN {status['onednn'].split('+')[0]}, {status['threads']} threads): "
+        "impl='auto' conv, 2-D max pooling and LSTM/GRU run them on CPU in float32"
+    )
 
 
 def print_runs(root: str | pathlib.Path = "runs") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from dlcore import host_memory
+from dlcore import host_memory, native
 from dlcore.config.errors import ConfigError
 from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.loading import load_config, save_config, validate
@@ -32,7 +32,6 @@ from dlcore.optim import find_plateau, plateau_observe
 from dlcore.runs.checkpoint import CheckpointStore
 from dlcore.runs.errors import DivergedError, warn
 from dlcore.runs.lock import RunLock
-from dlcore.runs.plots import plot_curves
 from dlcore.runs.run_dir import (
     FollowerRunDir,
     RunDir,
@@ -40,6 +39,15 @@ from dlcore.runs.run_dir import (
     config_changes,
     default_run_path,
 )
+
+
+def plot_curves(records: list[dict[str, Any]], path: pathlib.Path, title: str) -> None:
+    """:func:`dlcore.runs.plots.plot_curves`, whose matplotlib is imported only when a run
+    ends (importing it costs a quarter of a second that ``resume`` or ``eval`` need not pay
+    before they start)."""
+    from dlcore.runs import plots
+
+    plots.plot_curves(records, path, title)
 
 
 def validation_hook(cfg: ExperimentConfig, task: Task):
@@ -266,6 +274,8 @@ def _finish(
             "python": platform.python_version(),
             "jax": jax.__version__,
             "host_malloc": host_memory.applied(),
+            # Which kernels ran natively (oneDNN through XLA's FFI) rather than through XLA.
+            "native": native.report(),
         },
     }
     run.write_summary(summary)

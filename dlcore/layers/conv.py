@@ -121,7 +121,10 @@ class Conv2D(_Conv):
     y = conv2d(x, W) + b  on ``[B, H, W, C] -> [B, OH, OW, F]``
     (see :func:`conv2d` for the equation, :mod:`dlcore.layers.geometry` for OH, OW).
 
-    ``impl='auto'`` picks XLA's convolution on CPU and GPU (:data:`AUTO_LOWERING`), except
+    ``impl='auto'`` runs oneDNN's convolution kernels behind XLA's FFI on the CPU in float32
+    when the native library is available (``'native'``, :mod:`dlcore.native.conv`; LeNet-5
+    figures in that module). Otherwise (GPU, float64, no library) it picks XLA's convolution
+    on CPU and GPU (:data:`AUTO_LOWERING`), except
     inside the engine's multi-step scan on CPU, where XLA's convolution is an order of
     magnitude slower and patches + GEMM run instead (:data:`AUTO_LOWERING_IN_LOOP`; figures in
     :mod:`dlcore.engine.tracing`). For a single compiled step, LeNet-5, B = 128, float32,
@@ -148,7 +151,8 @@ class Conv2D(_Conv):
       padding: ``'same'``, ``'valid'``, ``'full'``, int, ``(ph, pw)`` or
         ``((top, bottom), (left, right))``.
       use_bias: add a learned bias per output channel.
-      impl: ``'auto'``, ``'gemm'`` or ``'xla'``.
+      impl: ``'auto'``, ``'gemm'``, ``'xla'`` or ``'native'`` (oneDNN; CPU float32 only,
+        a one-line ValueError at the call elsewhere or when the library is unavailable).
       kernel_init: initializer of the kernel (LeCun normal: fan-in KH*KW*C/G).
       dilation: ``d`` or ``(dh, dw)``: taps d apart.
       groups: feature groups G (``groups = C = F``: depthwise).

@@ -1,11 +1,15 @@
-"""Convolution as pure functions (NHWC / NWC inputs, HWIO / WIO kernels) and its two lowerings.
+"""Convolution as pure functions (NHWC / NWC inputs, HWIO / WIO kernels) and its lowerings.
 
-Both lowerings compute the same cross-correlation; they differ only in which XLA ops run it.
+Every lowering computes the same cross-correlation; they differ only in what runs it: XLA's
+convolution, patches + GEMM, or oneDNN's kernels behind XLA's FFI (``'native'``,
+:mod:`dlcore.native.conv`, CPU float32 only).
 The GEMM lowering lays the input patches out as rows (im2col) and calls one matrix product,
 the way the lectures and ``benchmarks.numpy_ref.conv`` do it; it materializes KH*KW times the
 input. Which one is faster depends on the machine and its load (measurements in
-:class:`dlcore.layers.conv.Conv2D`), so ``impl='auto'`` reads a small per-backend table,
-:data:`AUTO_LOWERING`. Sizes and padding follow :mod:`dlcore.layers.geometry`.
+:class:`dlcore.layers.conv.Conv2D`), so ``impl='auto'`` takes the native kernels where
+:func:`dlcore.native.auto_native` allows (CPU, float32, library built) and otherwise reads a
+small per-backend table, :data:`AUTO_LOWERING`. Sizes and padding follow
+:mod:`dlcore.layers.geometry`.
 """
 
 from collections.abc import Callable, Sequence
@@ -14,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from dlcore import native
 from dlcore.checks import check_choice, check_positive_int, check_rank
 from dlcore.engine.tracing import in_loop_body
 from dlcore.layers.geometry import (
@@ -24,6 +29,7 @@ from dlcore.layers.geometry import (
     resolve_pads,
     window_out,
 )
+from dlcore.native.conv import check_native, conv2d_native
 
 IntOrPair = int | Sequence[int]
 
@@ -116,7 +122,8 @@ def conv2d_gemm(
 
 
 LOWERINGS: dict[str, Callable[..., jax.Array]] = {"gemm": conv2d_gemm, "xla": conv2d_xla}
-CONV_IMPLS = ("auto", *LOWERINGS)
+# 'native' is not in LOWERINGS: it adds the bias itself and has no linear transpose.
+CONV_IMPLS = ("auto", *LOWERINGS, "native")
 # What impl='auto' picks per jax backend, from the LeNet-5 measurements in Conv2D's docstring:
 # on this project's shared 2-core CPU XLA's convolution won every run; other backends default
 # to XLA's convolution (cuDNN on GPU), which does not materialize the KH*KW-fold patches.
@@ -126,9 +133,12 @@ AUTO_LOWERING: dict[str, str] = {"cpu": "xla", "gpu": "xla", "cuda": "xla"}
 AUTO_LOWERING_IN_LOOP: dict[str, str] = {"cpu": "gemm", "gpu": "xla", "cuda": "xla"}
 
 
-def resolve_impl(impl: str) -> str:
-    """``'auto'`` -> the lowering :data:`AUTO_LOWERING` (or, while tracing a compiled loop's
-    body, :data:`AUTO_LOWERING_IN_LOOP`) names for ``jax.default_backend()``, else ``'xla'``.
+def resolve_impl(impl: str, *arrays: jax.Array) -> str:
+    """``'auto'`` -> ``'native'`` when ``arrays`` are given and
+    :func:`dlcore.native.auto_native` accepts them (CPU, all float32, library available), else
+    the lowering :data:`AUTO_LOWERING` (or, while tracing a compiled loop's body,
+    :data:`AUTO_LOWERING_IN_LOOP`) names for ``jax.default_backend()``, else ``'xla'``.
+    Without ``arrays`` (the transposed convolution) ``'auto'`` never picks ``'native'``.
 
     Example:
       >>> from dlcore.engine.tracing import loop_body
@@ -139,6 +149,8 @@ def resolve_impl(impl: str) -> str:
     check_choice(impl, CONV_IMPLS, "conv impl")
     if impl != "auto":
         return impl
+    if arrays and native.auto_native(*arrays):
+        return "native"
     table = AUTO_LOWERING_IN_LOOP if in_loop_body() else AUTO_LOWERING
     return table.get(jax.default_backend(), "xla")
 
@@ -189,7 +201,7 @@ def conv_nd(
 ) -> jax.Array:
     """:func:`conv2d` on ``[N, *S, C]`` with 1 or 2 spatial axes (1-D runs as H = 1)."""
     ndim = x.ndim - 2
-    lowering = LOWERINGS[resolve_impl(impl)]
+    chosen = resolve_impl(impl, x, w, *([] if b_F is None else [b_F]))
     _check_channels(x, w, groups)
     stride, pads, dilation = conv_geometry(
         x.shape[1:-1], w.shape[:ndim], stride, padding, dilation, name
@@ -201,7 +213,13 @@ def conv_nd(
     if ndim == 1:  # [N, T, C] as [N, 1, T, C]
         x, w = x[:, None], w[None]
         stride, dilation, pads = (1, *stride), (1, *dilation), ((0, 0), *pads)
-    y = lowering(x, w, stride, pads, dilation, groups)
+    if chosen == "native":
+        check_native(x, w, name)
+        native.record("conv")
+        bias = None if b_F is None else b_F.astype(dtype)
+        y = conv2d_native(x, w, bias, stride, pads, dilation, groups)
+        return y[:, 0] if ndim == 1 else y
+    y = LOWERINGS[chosen](x, w, stride, pads, dilation, groups)
     if ndim == 1:
         y = y[:, 0]
     if b_F is not None:
@@ -241,15 +259,17 @@ def conv2d(
       dilation: kernel dilation ``d`` or ``(dh, dw)`` (a 3x3 kernel with d = 2 spans 5x5).
       groups: feature groups G (G = C: depthwise); C and F must be multiples of G.
       flip: true convolution instead of cross-correlation.
-      impl: ``'gemm'``, ``'xla'`` or ``'auto'`` (see :func:`resolve_impl`).
+      impl: ``'gemm'``, ``'xla'``, ``'native'`` (oneDNN, CPU float32) or ``'auto'`` (see
+        :func:`resolve_impl`).
       name: the layer named in size errors.
 
     Returns:
       ``[N, OH, OW, F]`` with OH = (H + top + bottom - dh (KH - 1) - 1) // sh + 1, likewise OW.
 
     Raises:
-      ValueError: on a bad padding, stride or impl, mismatched channels or groups, or a
-        kernel larger than the padded input (one line naming ``name`` and the sizes).
+      ValueError: on a bad padding, stride or impl, mismatched channels or groups, a
+        kernel larger than the padded input (one line naming ``name`` and the sizes), or
+        ``impl='native'`` where it cannot run (no library, not the CPU, not float32).
 
     Example:
       >>> y = conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 2)), padding="same")

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from dlcore.checks import check_choice, check_positive_int, check_rank
-from dlcore.layers.conv_math import CONV_IMPLS, LOWERINGS, resolve_impl
+from dlcore.layers.conv_math import LOWERINGS, resolve_impl
 from dlcore.layers.geometry import (
     PaddingLike,
     check_fits,
@@ -36,6 +36,8 @@ from dlcore.layers.geometry import (
 )
 
 IntOrPair = int | Sequence[int]
+# The native kernel has no linear transpose (a custom VJP), so only XLA's lowerings here.
+TRANSPOSE_IMPLS = ("auto", *LOWERINGS)
 
 
 def transpose_geometry(
@@ -131,6 +133,7 @@ def conv_transpose2d(
     kernel = w_KxKxFxC.astype(dtype)
     stride, dilation = per_axis(stride, 2, "stride"), per_axis(dilation, 2, "dilation")
 
+    check_choice(impl, TRANSPOSE_IMPLS, "conv_transpose impl")
     lowering = LOWERINGS[resolve_impl(impl)]
 
     def conv_NxOHxOWxF(x):  # the forward map A; it can overshoot H by output_padding // s
@@ -182,7 +185,7 @@ class ConvTranspose2D(nn.Module):
 
     def __post_init__(self):
         check_positive_int(self.features, "conv_transpose features")
-        check_choice(self.impl, CONV_IMPLS, "conv_transpose impl")
+        check_choice(self.impl, TRANSPOSE_IMPLS, "conv_transpose impl")
         per_axis(self.kernel_size, 2, "conv_transpose kernel_size")
         check_padding(self.padding, 2)
         super().__post_init__()

@@ -54,7 +54,8 @@ class LeNet5(nn.Module):
     Attributes:
       out_features: number of classes K.
       activation: name in ``dlcore.activations.ACTIVATIONS`` (the baseline uses ``relu``).
-      conv_impl: ``'auto'``, ``'gemm'`` or ``'xla'`` (see ``dlcore.layers.conv.Conv2D``).
+      conv_impl: ``'auto'``, ``'gemm'``, ``'xla'`` or ``'native'`` (see
+        ``dlcore.layers.conv.Conv2D``).
       lrn: local response normalization after each conv: True for n=5, k=2, alpha=1e-4,
         beta=0.75, or a configured :class:`LocalResponseNorm`.
 
@@ -107,7 +108,9 @@ class LeNet5Config(Section):
     name: Literal["lenet5"] = "lenet5"
     activation: one_of(ACTIVATIONS, "activation") = "relu"
     conv_impl: one_of(CONV_IMPLS, "conv impl") = Field(
-        "auto", description="'auto' (the faster lowering per backend), 'gemm' or 'xla'"
+        "auto",
+        description="'auto' (oneDNN on CPU float32, else the faster lowering per backend), 'gemm', "
+        "'xla' or 'native'",
     )
     image_size: PositiveInt = 28
     lrn: LRNSection = Field(

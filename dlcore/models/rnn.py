@@ -217,7 +217,9 @@ class RNNConfig(Section):
     )
     readout: one_of(READOUTS, "readout") = "last"
     impl: one_of(IMPLS, "impl") = Field(
-        "auto", description="'auto', 'scan' (autodiff of the scan) or 'custom_vjp' (lstm only)"
+        "auto",
+        description="'auto', 'scan' (autodiff of the scan), 'custom_vjp' (lstm only) or "
+        "'native' (oneDNN on CPU, float32; lstm and gru, no recurrent_dropout or remat)",
     )
     unroll: PositiveInt = Field(1, description="time steps per scan iteration")
     remat: bool = Field(False, description="recompute each step in the backward pass")
@@ -238,6 +240,11 @@ class RNNConfig(Section):
                 f"impl = 'custom_vjp' is the plain 'lstm' cell's hand-written backward; "
                 f"cell {self.cell!r} needs impl = 'auto' or 'scan'"
             )
+        if self.impl == "native":
+            if self.cell not in ("lstm", "gru"):
+                raise ValueError(f"impl = 'native' runs 'lstm' and 'gru'; got cell {self.cell!r}")
+            if self.recurrent_dropout > 0 or self.remat:
+                raise ValueError("impl = 'native' supports neither recurrent_dropout nor remat")
         return self
 
     def needs(self) -> tuple[Need, ...]:

@@ -79,6 +79,19 @@ def status() -> dict:
     return out
 
 
+def report() -> dict:
+    """What ``summary.json`` records: the kernels traced natively and, if some layer asked,
+    whether the library was available (None: no layer needed it, nothing was loaded)."""
+    with _LOCK:
+        decided = dict(_STATE)
+    out: dict = {"used": used(), "available": decided.get("available")}
+    if decided.get("available"):
+        out.update(onednn=decided["onednn"], threads=_threads())
+    elif decided:
+        out["reason"] = decided["reason"]
+    return out
+
+
 def library() -> ctypes.CDLL:
     """The loaded library (for plain C helpers such as workspace-size queries)."""
     return require("native kernels")["lib"]

@@ -8,13 +8,10 @@ Every cell splits a step in two so that a sequence layer can hoist work out of t
   doing the recurrent part, with ``rec = cell.recurrent_params()`` passed in explicitly so
   that ``lax.scan``, ``jax.checkpoint`` and custom VJPs see a plain function of arrays.
 
-Carries are dicts: ``{"h": [B, H]}`` for the Elman RNN and GRU, ``{"c": [B, H], "h": [B, H]}``
-for the LSTMs; the output of every step is the new ``h``. ``h_keep`` (``[B, H]`` or None)
-multiplies h_{t-1} where it enters a recurrent matmul: variational dropout on the recurrent
-state (Gal & Ghahramani 2016) without touching the carried state itself.
-
-Gates are packed side by side in one ``[*, G*H]`` pre-activation so that each step does one
-fused recurrent matmul ``h_{t-1} U`` with ``U`` of shape ``[H, G*H]``.
+Carries are dicts: ``{"h": [B, H]}`` (Elman, GRU), ``{"c": [B, H], "h": [B, H]}`` (LSTMs);
+each step outputs the new ``h``. ``h_keep`` (``[B, H]`` or None) multiplies h_{t-1} where it
+enters a recurrent matmul: variational dropout (Gal & Ghahramani 2016). Gates are packed side
+by side in one ``[*, G*H]`` pre-activation: one fused recurrent matmul ``h_{t-1} U [H, G*H]``.
 """
 
 from collections.abc import Callable
@@ -182,6 +179,14 @@ class RecurrentCell(nn.Module):
     def project(self, x_xD: jax.Array) -> jax.Array:
         """xp = W x + b for inputs of any leading shape: ``[..., D] -> [..., G*H]``."""
         return self.input(x_xD)
+
+    def input_params(self, x_xD: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """:meth:`project`'s own ``(W [D, G*H], b [G*H])``, for kernels that fuse it
+        (``x_xD`` only gives D when they do not exist yet, at ``init``)."""
+        if not self.input.has_variable("params", "kernel"):
+            self.input(x_xD[:0])  # an empty batch: creates the parameters, computes nothing
+        params = self.input.variables["params"]
+        return params["kernel"], params["bias"]
 
     def recurrent_params(self) -> dict[str, jax.Array]:
         """The arrays the pure step reads: ``{"recurrent_kernel": U, ...}``."""
@@ -387,7 +392,6 @@ def make_cell(name: str, features: int, **kwargs: Any) -> RecurrentCell:
 
     Raises:
       ValueError: if ``name`` is not registered; the message lists the valid names.
-
     Example:
       >>> make_cell("gru", 16).num_gates
       3

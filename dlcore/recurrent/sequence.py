@@ -1,20 +1,23 @@
 """The sequence layer: any cell over ``[batch, time, features]``, padding-aware.
 
 The module only owns weights (its cell's and an optional learned initial carry); the unroll
-is :func:`dlcore.recurrent.scan.scan_cell` or, for the plain LSTM, the custom-VJP path in
-:mod:`dlcore.recurrent.lstm_vjp`.
+is :func:`dlcore.recurrent.scan.scan_cell`, for the plain LSTM the custom-VJP path in
+:mod:`dlcore.recurrent.lstm_vjp`, or for the plain LSTM and GRU on CPU oneDNN's fused RNN
+primitives (:mod:`dlcore.native.rnn`).
 """
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from dlcore import native
 from dlcore.checks import check_choice, check_rank
-from dlcore.recurrent.cells import Carry, LSTMCell, RecurrentCell
+from dlcore.native.rnn import rnn_sequence
+from dlcore.recurrent.cells import Carry, GRUCell, LSTMCell, RecurrentCell
 from dlcore.recurrent.lstm_vjp import lstm_scan_vjp
 from dlcore.recurrent.scan import lengths_to_mask, reverse_within_lengths, scan_cell
 
-IMPLS = ("auto", "scan", "custom_vjp")
+IMPLS = ("auto", "scan", "custom_vjp", "native")
 INITIAL_CARRIES = ("zeros", "learned")
 
 
@@ -63,8 +66,11 @@ class RNN(nn.Module):
       return_sequences: outputs are all h_t, ``[B, T, H]``; if False only the last valid
         output (the final h), ``[B, H]``.
       impl: "scan" (autodiff through ``lax.scan``), "custom_vjp" (plain :class:`LSTMCell`
-        only; hand-written backward, see :mod:`~dlcore.recurrent.lstm_vjp`) or "auto" (the
-        custom VJP for a plain LSTM, scan otherwise).
+        only; hand-written backward, see :mod:`~dlcore.recurrent.lstm_vjp`), "native"
+        (plain :class:`LSTMCell` or :class:`GRUCell`, either reset convention, float32 on
+        CPU: oneDNN's fused RNN, see :mod:`dlcore.native.rnn`; no ``remat``, ``h_keep`` or
+        ``h_delta``) or "auto": native where it applies and the library is available
+        (:func:`dlcore.native.auto_native`), else the custom VJP for a plain LSTM, else scan.
 
     Example:
       >>> rnn = RNN(LSTMCell(features=16))
@@ -149,11 +155,16 @@ class RNN(nn.Module):
         if h_delta is not None and h_delta.shape != (batch, steps, hidden):
             raise ValueError(f"h_delta must be [B, T, H]; got {h_delta.shape}")
         reverse = self.reverse if reverse is None else reverse
+        use_native = self._use_native(x_BxTxD, h_keep, h_delta)
 
         if reverse:
             x_BxTxD = reverse_within_lengths(x_BxTxD, lengths)
             if h_delta is not None:
                 h_delta = reverse_within_lengths(h_delta, lengths)
+        if use_native:
+            carry, y_TxBxH = self._run_native(x_BxTxD, lengths, carry)
+            y_BxTxH = jnp.swapaxes(y_TxBxH, 0, 1)
+            return carry, reverse_within_lengths(y_BxTxH, lengths) if reverse else y_BxTxH
         # Project once in time-major order: the [T, B, G*H] result is what scan slices. As a
         # 2-D [T·B, D] matmul its weight gradient is one plain GEMM too.
         x_TBxD = jnp.swapaxes(x_BxTxD, 0, 1).reshape(steps * batch, -1)
@@ -200,6 +211,63 @@ class RNN(nn.Module):
         if reverse:
             y_BxTxH = reverse_within_lengths(y_BxTxH, lengths)
         return carry, y_BxTxH
+
+    def _native_kernel(self) -> str | None:
+        """The oneDNN kernel for this cell ("lstm", "gru", "gru_reset_after") or None."""
+        if type(self.cell) is LSTMCell:
+            return "lstm"
+        if type(self.cell) is GRUCell:
+            return "gru_reset_after" if self.cell.reset_after else "gru"
+        return None
+
+    def _use_native(self, x_BxTxD, h_keep, h_delta) -> bool:
+        """impl='native': True or a one-line ValueError; impl='auto': whether it applies."""
+        if self.impl not in ("native", "auto"):
+            return False
+        unsupported = None
+        if self._native_kernel() is None:
+            unsupported = f"{type(self.cell).__name__} (only LSTMCell and GRUCell)"
+        elif h_keep is not None:
+            unsupported = "recurrent dropout (h_keep)"
+        elif h_delta is not None:
+            unsupported = "h_delta"
+        elif self.remat:
+            unsupported = "remat=True (oneDNN keeps its own workspace)"
+        if self.impl == "auto":
+            return unsupported is None and native.auto_native(x_BxTxD)
+        if unsupported is not None:
+            raise ValueError(
+                f"RNN impl='native' does not support {unsupported}; use impl='auto' or 'scan'"
+            )
+        native.require("RNN impl='native'")
+        if x_BxTxD.dtype != jnp.float32:
+            raise ValueError(f"RNN impl='native' needs float32 inputs; got {x_BxTxD.dtype}")
+        return True
+
+    def _run_native(self, x_BxTxD, lengths, carry) -> tuple[Carry, jax.Array]:
+        """oneDNN's fused LSTM/GRU on the raw inputs (it applies W x + b itself)."""
+        batch = x_BxTxD.shape[0]
+        x_TxBxD = jnp.swapaxes(x_BxTxD, 0, 1)
+        kernel_DxGH, bias_GH = self.cell.input_params(x_TxBxD)
+        rec = self.cell.recurrent_params()
+        default_carry = self._initial_carry(batch, x_TxBxD.dtype)
+        if carry is None:
+            carry = default_carry
+        else:
+            self._check_carry(carry, batch)
+            carry = jax.tree.map(lambda c: c.astype(x_TxBxD.dtype), carry)
+        kernel = self._native_kernel()
+        native.record(kernel.removesuffix("_reset_after"))
+        return rnn_sequence(
+            kernel,
+            x_TxBxD,
+            carry,
+            kernel_DxGH,
+            bias_GH,
+            rec["recurrent_kernel"],
+            rec.get("recurrent_bias"),
+            lengths,
+        )
 
     def _initial_carry(self, batch: int, dtype) -> Carry:
         if self.initial_carry == "zeros":

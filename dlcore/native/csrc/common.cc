@@ -24,12 +24,23 @@ void* thread_scratch(size_t bytes) {
   return buffer.data();
 }
 
+static int g_native_threads = 0;  // set once by dlcore_native_set_threads before any call
+
+void use_native_threads() {
+  thread_local int applied = 0;
+  if (g_native_threads > 0 && applied != g_native_threads) {
+    omp_set_num_threads(g_native_threads);
+    applied = g_native_threads;
+  }
+}
+
 }  // namespace dlcore
 
 // OpenMP threads oneDNN may use. XLA's own pool is idle while an FFI call runs on the CPU
 // (the call blocks its thread), so the two pools take turns rather than oversubscribing.
 DLCORE_EXPORT void dlcore_native_set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
+  dlcore::g_native_threads = threads;
 }
 
 DLCORE_EXPORT const char* dlcore_native_onednn_version() {

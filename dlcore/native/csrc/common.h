@@ -57,4 +57,8 @@ std::string key_of(Args... args) {
 // Scratch bytes for a primitive, reused per thread and grown on demand.
 void* thread_scratch(size_t bytes);
 
+// Applies DLCORE_NATIVE_THREADS to the calling thread: omp_set_num_threads only sets the
+// caller's OpenMP ICV, and XLA runs FFI handlers on its own pool threads. Call per handler.
+void use_native_threads();
+
 }  // namespace dlcore
