@@ -4,18 +4,9 @@ The flat API re-exports what research code reaches for most; everything else liv
 concept's module (``dlcore.layers``, ``dlcore.recurrent``, ``dlcore.optim``, ...).
 """
 
-from dlcore.activations import ACTIVATIONS, get_activation, sparsemax
-from dlcore.engine.loop import fit
-from dlcore.engine.state import TrainState
-from dlcore.engine.task import Task
-from dlcore.gradcheck import gradcheck
-from dlcore.losses import LOSSES, get_loss, reduce_loss, softmax_cross_entropy, squared_error
-from dlcore.models import MLP, MODELS, MultiHeadMLP, build_model
-from dlcore.optim import OPTIMIZERS, build_optimizer
-from dlcore.recurrent import RNN, Bidirectional, GRUCell, LSTMCell, StackedRNN
-from dlcore.tasks import SupervisedTask, classification, regression
-from dlcore.tasks.perceptron import PerceptronTask
-from dlcore.tasks.supervised import binary_classification
+# The flat API loads on first use (dlcore.flat_api): `dlcore --help` needs none of it.
+from dlcore.flat_api import __dir__ as __dir__
+from dlcore.flat_api import __getattr__ as __getattr__
 
 __version__ = "0.1.0"
 

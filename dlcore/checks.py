@@ -1,8 +1,12 @@
 """Boundary checks that turn shape and value mistakes into one-line errors before jit."""
 
-from collections.abc import Iterable
+from __future__ import annotations
 
-import jax
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: config validation imports this, and needs no JAX
+    import jax
 
 
 def check_same_leading_dim(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:

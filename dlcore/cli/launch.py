@@ -23,7 +23,6 @@ import threading
 import time
 
 from dlcore.config.errors import FieldError
-from dlcore.engine.distributed import ENV_COORDINATOR, ENV_PROCESS_ID, ENV_PROCESSES
 
 GRACE_S = 30.0  # how long the others may finish after one process failed
 _FORCED = re.compile(r"--xla_force_host_platform_device_count=\S+")
@@ -83,6 +82,9 @@ def free_port() -> int:
 
 def child_env(process_id: int, processes: int, local_devices: int, port: int) -> dict:
     """The environment of one process: its place in the run and its CPU devices."""
+    # Imported here: it imports JAX, which `dlcore --help` and the launcher never need.
+    from dlcore.engine.distributed import ENV_COORDINATOR, ENV_PROCESS_ID, ENV_PROCESSES
+
     env = dict(os.environ)
     flags = _FORCED.sub("", env.get("XLA_FLAGS", "")).strip()
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={local_devices}".strip()

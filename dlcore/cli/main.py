@@ -17,7 +17,6 @@ from dlcore import host_memory
 from dlcore.cli import translate
 from dlcore.cli.launch import add_process_options, devices_arg, launch_command
 from dlcore.config.errors import ConfigError
-from dlcore.config.loading import load_config
 from dlcore.runs.errors import (
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
@@ -35,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-compile-cache",
         action="store_true",
-        help="do not use the persistent XLA compilation cache "
-        f"(default dir: $DLCORE_COMPILE_CACHE or {DEFAULT_CACHE})",
+        help="do not use the persistent XLA compilation cache (default dir: "
+        f"$DLCORE_COMPILE_CACHE or {DEFAULT_CACHE}) nor the data sets' ($DLCORE_DATA_CACHE)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -156,6 +155,9 @@ def _enable_compile_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", path)
         # Small models compile in well under a second; cache them too.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    from dlcore.data.cache import enable_default
+
+    enable_default()  # built data sets: the digits' scikit-learn import, and more
 
 
 def _train(args, start) -> int:
@@ -194,6 +196,8 @@ def _train(args, start) -> int:
 def _host_memory_for(config: str | pathlib.Path, overrides=()) -> None:
     """Per-step runs keep freed host memory (``dlcore.host_memory``). An unreadable config
     applies nothing here: the command itself reports it."""
+    from dlcore.config.loading import load_config  # the registries: JAX, Flax, ...
+
     try:
         mode = load_config(config, list(overrides)).train.mode
     except (ConfigError, OSError):
@@ -202,6 +206,7 @@ def _host_memory_for(config: str | pathlib.Path, overrides=()) -> None:
 
 
 def _cmd_run(args) -> int:
+    from dlcore.config.loading import load_config
     from dlcore.experiment import build, run_experiment
 
     cfg = load_config(args.config, _overrides(args))

@@ -193,8 +193,9 @@ def fit(
     meta: dict[str, Any] = {"pending": []}
     latest = best_store = None
     if run is not None:
-        latest = CheckpointStore(run.latest, keep=cfg.keep_checkpoints)
-        best_store = CheckpointStore(run.best, keep=1)
+        # Saves run beside training, one in flight per store (dlcore.runs.background).
+        latest = CheckpointStore(run.latest, keep=cfg.keep_checkpoints, background=True)
+        best_store = CheckpointStore(run.best, keep=1, background=True)
         if resume:  # the newest intact checkpoint; a `best` one holds no pending window
             state, meta = restore_newest_intact(latest, state, fallbacks=[best_store])
             meta.setdefault("pending", [])
@@ -224,8 +225,8 @@ def fit(
             **task.summarize(sum_metrics(pending), training_window=True),
         }
         pending.clear()
-        if run is not None:
-            run.append_metrics([record])
+        if run is not None:  # made durable before the next checkpoint (sync_metrics)
+            run.append_metrics([record], durable=False)
         reporter.log(record)
 
     def save(state: TrainState) -> None:
@@ -234,6 +235,7 @@ def fit(
             return  # nothing non-finite is ever committed
         position = order.position(step)
         with save_clock:
+            run.sync_metrics()  # every line up to the checkpoint is on disk before it
             latest.save(
                 step,
                 state,
@@ -298,7 +300,7 @@ def fit(
                     state = where.state(on_validation(state, val))
                 record = {"step": step, "epoch": epoch, "split": "val", **val}
                 if run is not None:
-                    run.append_metrics([record])
+                    run.append_metrics([record], durable=False)
                 reporter.log(record)
                 values = np.atleast_1d(val[metric])
                 for m in range(1, members):
@@ -306,6 +308,7 @@ def fit(
                 if tracker.observe(float(values[0]), step):
                     if best_store is not None:
                         with save_clock:
+                            run.sync_metrics()
                             best_store.save(step, state, {"step": step, **tracker.to_meta()})
                     elif tracker.patience is not None:
                         best_state = jax.tree.map(jnp.copy, state)  # survives donation
@@ -346,6 +349,8 @@ def fit(
         final["val"] = evaluate(compiled, state, val_chunks)
         final["test"] = evaluate(compiled, state, placed_chunks(data.test.fields))
 
+    if run is not None:
+        run.sync_metrics()
     for store in (latest, best_store):
         if store is not None:
             store.wait()

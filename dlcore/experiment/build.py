@@ -14,6 +14,7 @@ from dlcore.config.errors import ConfigError, FieldError
 from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.section import Section
 from dlcore.data.buckets import bucket_order
+from dlcore.data.cache import cached
 from dlcore.data.dataset import Dataset
 from dlcore.data.needs import first_unmet, fitting
 from dlcore.data.registry import load_dataset
@@ -130,7 +131,7 @@ def _load_data(data_cfg: Section) -> Dataset:
     its settings becomes a config error naming ``data``."""
     check_data(data_cfg)
     try:
-        return load_dataset(data_cfg)
+        return cached(data_cfg, lambda: load_dataset(data_cfg))
     except FieldError:  # e.g. a split fraction that leaves a split empty
         raise
     except ValueError as err:

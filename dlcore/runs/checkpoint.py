@@ -13,26 +13,28 @@ A restore proves what it returns: the stored shapes must match the state asked f
 values read must equal the committed one (else :class:`DamagedCheckpointError`).
 :func:`restore_newest_intact` falls back from a damaged checkpoint to the newest intact
 one. A save that fails for an I/O reason raises :class:`~dlcore.runs.errors.RunIOError`
-at that save or, when it failed in orbax's background thread, at the next save or wait.
-Orbax and absl log lines go to ``orbax.log`` beside the checkpoint directory.
+at that save or, when it failed in the background, at the next save or wait. A store made
+with ``background=True`` (the training loop's) runs each whole save, digest included, in
+a thread of its own (:mod:`dlcore.runs.background`), on a copy of the state taken when
+the save starts. Orbax and absl log lines go to ``orbax.log`` beside the checkpoint
+directory.
 """
 
-import contextlib
-import gc
-import logging
+import copy
 import os
 import pathlib
 import re
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.serialization
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from dlcore.engine.distributed import is_writer
+from dlcore.runs.background import InFlight, join_running
 from dlcore.runs.errors import RunDirError, RunIOError, warn
 from dlcore.runs.integrity import (
     DIGEST_ALGORITHM,
@@ -40,9 +42,8 @@ from dlcore.runs.integrity import (
     structure,
     structure_differences,
 )
+from dlcore.runs.orbax_log import leftovers_collected, log_to
 
-# orbax logs through absl and its own loggers, and runs its I/O in asyncio event loops.
-LOGGERS = ("absl", "orbax", "jax.experimental.array_serialization", "asyncio")
 _OS_ERROR_CODE = re.compile(r"os_error_code='(\d+)'")
 
 
@@ -53,79 +54,6 @@ class DamagedCheckpointError(RunDirError):
     def __init__(self, directory: pathlib.Path, step: int, reason: str):
         super().__init__(f"checkpoint step {step} in {directory} is damaged ({reason})")
         self.directory, self.step, self.reason = directory, step, reason
-
-
-class _QuietFileHandler(logging.FileHandler):
-    """A log file that never writes to the terminal, even when it cannot be written
-    (disk full): the record is dropped instead of printing a logging traceback."""
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        pass
-
-
-_log: _QuietFileHandler | None = None  # where LOGGERS write, once a store was opened
-_previous_unraisablehook = sys.unraisablehook
-
-
-def _log_to(path: pathlib.Path) -> None:
-    """Sends the orbax/absl/asyncio loggers' records to ``path``, not the terminal.
-
-    The route outlives the store that set it: orbax's background threads and abandoned
-    coroutines report after a failed read or write has returned; those lines belong to
-    the run they came from. The store opened last decides the file.
-    """
-    global _log, _previous_unraisablehook
-    if _log is not None and _log.baseFilename == str(path):
-        return
-    try:
-        handler = _QuietFileHandler(path)  # the log exists from the first store on
-    except OSError:
-        handler = _QuietFileHandler(path, delay=True)  # read-only: records are dropped
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if _log is not None:
-            logger.removeHandler(_log)
-        logger.addHandler(handler)
-        logger.propagate = False  # root's stderr handler (orbax installs one) never sees them
-    if _log is not None:
-        _log.close()
-    _log = handler
-    if sys.unraisablehook is not _unraisable_to_log:
-        _previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, _unraisable_to_log
-
-
-def _unraisable_to_log(unraisable) -> None:
-    """``Exception ignored in <coroutine ...>`` from orbax's abandoned asyncio work goes to
-    the log; any other unraisable exception to the hook that was there before."""
-    code = getattr(unraisable.object, "cr_code", None)
-    files = [code.co_filename] if code is not None else []
-    tb = unraisable.exc_traceback
-    while tb is not None:
-        files.append(tb.tb_frame.f_code.co_filename)
-        tb = tb.tb_next
-    if any(part in f for f in files for part in ("orbax", "tensorstore", "asyncio")):
-        logging.getLogger("orbax").warning(
-            "%s %r: %r",
-            unraisable.err_msg or "Exception ignored in",
-            unraisable.object,
-            unraisable.exc_value,
-        )
-    else:
-        _previous_unraisablehook(unraisable)
-
-
-@contextlib.contextmanager
-def _leftovers_collected():
-    """A failed orbax read leaves asyncio coroutines behind, which warn 'coroutine ... was
-    never awaited' or raise when collected; this block collects them at its end, while
-    those warnings are off, so that they reach the log (see :func:`_unraisable_to_log`)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-        try:
-            yield
-        finally:
-            gc.collect()
 
 
 def _os_error_text(err: BaseException) -> str | None:
@@ -170,10 +98,16 @@ class CheckpointStore:
       >>> state, meta = store.restore(template_state)
     """
 
-    def __init__(self, directory: pathlib.Path, keep: int):
+    def __init__(self, directory: pathlib.Path, keep: int, background: bool = False):
         self.shown = pathlib.Path(directory)  # as given, for messages
         self.directory = self.shown.absolute()
         self._in_flight: int | None = None  # the step whose save may still be running
+        # Several processes hash and save in collectives, in the order of their main
+        # threads: only a single process may move the whole save to a thread.
+        one = background and jax.process_count() == 1
+        name = f"dlcore save {self.directory}"
+        join_running(name)  # a store left behind by an error may still be writing here
+        self._saves = InFlight(name) if one else None
         self.log_file = self.directory.parent / "orbax.log"
         if is_writer():
             try:
@@ -183,7 +117,7 @@ class CheckpointStore:
                 raise RunIOError(f"{self.shown}: could not create it: {text}") from None
         # Processes 1, 2, ... of a multi-process run write no file but their shards; orbax
         # (which makes the step directories from process 0) logs the same steps there.
-        _log_to(self.log_file if is_writer() else pathlib.Path(os.devnull))
+        log_to(self.log_file if is_writer() else pathlib.Path(os.devnull))
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -212,7 +146,8 @@ class CheckpointStore:
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        """Starts saving ``state`` at ``step`` (device-to-host copy now, disk write async).
+        """Starts saving ``state`` at ``step`` (device-to-host copy now, disk write async;
+        in the background, everything but a device copy of the state).
 
         Saving a step that already exists (a replay after a crash) replaces it.
 
@@ -220,8 +155,16 @@ class CheckpointStore:
           RunIOError: if this save, or the previous one still running in the background,
             failed to write (disk full, permissions, a file where a directory should be).
         """
-        self._settle()
         target = flax.serialization.to_state_dict(state)
+        if self._saves is None:
+            self._settle()
+            self._write(step, target, meta)
+            return
+        # The loop donates ``state`` to its next step: the thread saves a copy of it.
+        target, meta = jax.tree.map(jnp.copy, target), copy.deepcopy(meta)
+        self._saves.start(lambda: (self._write(step, target, meta), self._settle()))
+
+    def _write(self, step: int, target: Any, meta: dict) -> None:
         digest = {"algorithm": DIGEST_ALGORITHM, "content": content_digest(target, meta)}
         try:
             if step in self._manager.all_steps():
@@ -245,6 +188,8 @@ class CheckpointStore:
         Raises:
           RunIOError: if a started save failed to write.
         """
+        if self._saves is not None:
+            self._saves.wait()
         self._settle()
 
     def _settle(self) -> None:
@@ -276,6 +221,8 @@ class CheckpointStore:
             line naming every differing path and both shapes).
           DamagedCheckpointError: if it cannot be read or its digest differs.
         """
+        if self._saves is not None:
+            self.wait()  # a save still in flight is committed before anything is read
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no committed checkpoint in {self.shown}")
@@ -296,7 +243,7 @@ class CheckpointStore:
 
     def _check_structure(self, step: int, abstract: Any) -> None:
         reason = None
-        with _leftovers_collected():
+        with leftovers_collected():
             try:
                 stored = self._manager.item_metadata(step)["state"]
                 stored = structure(getattr(stored, "tree", stored))
@@ -314,7 +261,7 @@ class CheckpointStore:
     def _read(self, step: int, abstract: Any) -> dict:
         step_dir = self.directory / str(step)
         reason, restored = None, None
-        with _leftovers_collected():
+        with leftovers_collected():
             try:
                 handlers = self._manager.metadata(step).item_handlers or {}
             except Exception:
@@ -340,7 +287,7 @@ class CheckpointStore:
     def close(self) -> None:
         """Waits for started saves (see :meth:`wait`) and releases the directory."""
         try:
-            self._settle()
+            self.wait()
         finally:
             self._manager.close()
 

@@ -220,14 +220,26 @@ class RunDir:
             raise RunDirError(f"{run.path}: not a dlcore run directory (no config.toml)")
         return run
 
-    def append_metrics(self, records: list[dict[str, Any]]) -> None:
-        """Appends records durably: a crash right after returns loses none of them."""
+    def append_metrics(self, records: list[dict[str, Any]], durable: bool = True) -> None:
+        """Appends records durably: a crash right after returns loses none of them.
+
+        ``durable=False`` leaves the records in the OS's cache (a killed process loses
+        none; a crashed machine may) until :meth:`sync_metrics`: the loop syncs before
+        each checkpoint, so the lines a resume keeps are on disk, without an fsync per line.
+        """
         if not records:
             return
         with self.metrics.open("a") as f:
             f.writelines(strict_json(r) + "\n" for r in records)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
+
+    def sync_metrics(self) -> None:
+        """Makes every appended record durable (see :meth:`append_metrics`)."""
+        if self.metrics.exists():
+            with self.metrics.open("a") as f:
+                os.fsync(f.fileno())
 
     def scan_metrics(self) -> tuple[list[dict[str, Any]], list[int]]:
         """Every readable record, and the numbers (from 1) of the lines that are not.
@@ -310,7 +322,10 @@ class FollowerRunDir(RunDir):
 
     writer = False
 
-    def append_metrics(self, records: list[dict[str, Any]]) -> None:
+    def append_metrics(self, records: list[dict[str, Any]], durable: bool = True) -> None:
+        pass
+
+    def sync_metrics(self) -> None:
         pass
 
     def truncate_metrics(self, last_step: int) -> list[int]:
