@@ -79,3 +79,34 @@ def test_no_loose_grab_bag_modules():
     # configuration, run files and the command line live in their packages now
     assert not top & {"config", "config_base", "config_loading", "run_dir", "checkpoint", "cli"}
     assert pathlib.Path(PACKAGE / "config" / "experiment.py").is_file()
+
+
+def test_each_package_imports_first_without_a_cycle():
+    # `import dlcore` loads nothing (its flat API is lazy), so a package imported first
+    # must not depend on another package's import order: each runs in a fresh process.
+    import os
+    import subprocess
+    import sys
+
+    # The packages that import across the zoo (the others import only downwards).
+    packages = [
+        "dlcore.experiment",
+        "dlcore.models",
+        "dlcore.seq2seq",
+        "dlcore.tasks",
+        "dlcore.viz",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", f"import {name}"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for name in packages
+    }
+    failed = {}
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        if proc.returncode:
+            failed[name] = err.strip().splitlines()[-1]
+    assert "dlcore.seq2seq" in procs
+    assert failed == {}

@@ -12,7 +12,7 @@ import pytest
 
 from dlcore.cli.main import main
 from dlcore.config.loading import load_config
-from dlcore.models import MODELS
+from dlcore.models.registry import MODELS
 from dlcore.seq2seq.captioner import ShowAttendTell, coordinate_channels
 from dlcore.seq2seq.protocol import step_fns
 from dlcore.seq2seq.rnn_model import RNNSeq2Seq

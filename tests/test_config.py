@@ -5,7 +5,7 @@ import pytest
 from dlcore.config.loading import ConfigError, load_config, parse_override, save_config
 from dlcore.data.registry import DATASETS
 from dlcore.experiment import build
-from dlcore.models import MODELS
+from dlcore.models.registry import MODELS
 from dlcore.optim import OPTIMIZERS
 from tests.helpers import run_cli
 

@@ -13,8 +13,8 @@ from dlcore.config.loading import validate
 from dlcore.data.registry import DATASETS
 from dlcore.experiment import build
 from dlcore.initializers import INITIALIZERS
-from dlcore.models import MODELS
 from dlcore.models.mlp import BIAS_ONLY_INITIALIZERS, MODULE_ACTIVATIONS
+from dlcore.models.registry import MODELS
 from dlcore.optim import OPTIMIZERS
 from dlcore.tasks.registry import TASKS
 

@@ -1,4 +1,8 @@
-"""Models: Flax linen modules, each with its config section, and the registry of them."""
+"""Models: Flax linen modules, each with its config section.
+
+The registry of them is :mod:`dlcore.models.registry` (not re-exported here: it lists the
+sequence-to-sequence models too, whose modules import pieces of this package).
+"""
 
 from dlcore.models.dcgan import (
     DCGANDiscriminator,
@@ -10,7 +14,6 @@ from dlcore.models.lenet import LeNet5, LeNet5Config
 from dlcore.models.mlp import MLP, LinearConfig, MLPConfig
 from dlcore.models.multihead import MultiHeadMLP, MultiHeadMLPConfig
 from dlcore.models.pixelcnn import PixelCNN, PixelCNNConfig
-from dlcore.models.registry import MODELS, ModelEntry, build_model
 from dlcore.models.rnn import RNNConfig, SequenceModel
 
 __all__ = [
@@ -19,17 +22,14 @@ __all__ = [
     "DCGANGenerator",
     "DCGANGeneratorConfig",
     "MLP",
-    "MODELS",
     "LeNet5",
     "LeNet5Config",
     "LinearConfig",
     "MLPConfig",
-    "ModelEntry",
     "MultiHeadMLP",
     "MultiHeadMLPConfig",
     "PixelCNN",
     "PixelCNNConfig",
     "RNNConfig",
     "SequenceModel",
-    "build_model",
 ]
