@@ -94,7 +94,7 @@ def _dlcore_modes(sizes, x_NxBxD, y_NxB) -> list[Candidate]:
     def per_step_epoch():
         s, pending = step_box[0], []
         for _, b in order.batches(split, Position(0, 0)):
-            s, metrics = compiled.train_step(s, b)
+            s, metrics, _ = compiled.train_step(s, b)  # (state, metric sums, health)
             pending.append(metrics)  # as the loop does: metrics stay on the device
         step_box[0] = jax.block_until_ready(s)
 
