@@ -58,6 +58,9 @@ LONGEST_FIRST = (
     "test_captioning.py",
     "test_transformer.py",
     "test_bucketing.py",
+    "test_native_rnn.py",
+    "test_native_conv.py",
+    "test_background_saves.py",
 )
 
 
