@@ -63,10 +63,10 @@ def blas_info() -> list[dict]:
     ]
 
 
-def versions() -> dict:
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict:
     """Installed versions of the packages that matter for the figures (None if absent)."""
     found = {}
-    for name in PACKAGES:
+    for name in packages:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

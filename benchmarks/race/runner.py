@@ -7,7 +7,6 @@ removed afterwards.
 """
 
 import datetime
-import importlib.metadata
 import os
 import pathlib
 import subprocess
@@ -20,16 +19,6 @@ from benchmarks.race.tasks import FRAMEWORKS, TASKS, Shrink, command
 
 PACKAGES = (*system.PACKAGES, "keras")
 RUN_TIMEOUT_S = 3600.0  # a hung run fails instead of blocking the race
-
-
-def _versions() -> dict:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def _native_status() -> dict:
@@ -101,7 +90,7 @@ def run(
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "system": {
             "machine": system.machine(),
-            "versions": _versions(),
+            "versions": system.versions(PACKAGES),
             "load_avg_1_5_15": list(os.getloadavg()),
         },
         # Also builds the native library if it is not cached, before any run is timed.
