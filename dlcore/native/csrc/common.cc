@@ -34,6 +34,12 @@ void use_native_threads() {
   }
 }
 
+dnnl::memory bytes_at(void* base, size_t bytes) {
+  const dnnl::memory::desc md({static_cast<dnnl::memory::dim>(bytes)}, dnnl::memory::data_type::u8,
+                              dnnl::memory::format_tag::a);
+  return dnnl::memory(md, cpu_engine(), base);
+}
+
 }  // namespace dlcore
 
 // OpenMP threads oneDNN may use. XLA's own pool is idle while an FFI call runs on the CPU

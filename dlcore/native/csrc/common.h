@@ -57,6 +57,13 @@ std::string key_of(Args... args) {
 // Scratch bytes for a primitive, reused per thread and grown on demand.
 void* thread_scratch(size_t bytes);
 
+// Room for ``bytes`` in whole 64-byte lines, never zero (a scratchpad a primitive does not
+// need still gets a valid memory), so buffers carved from one scratch block stay aligned.
+inline size_t align64(size_t bytes) { return (bytes + 64) / 64 * 64; }
+
+// A oneDNN u8 memory over ``bytes`` raw bytes at ``base`` (scratchpads, workspaces).
+dnnl::memory bytes_at(void* base, size_t bytes);
+
 // Applies DLCORE_NATIVE_THREADS to the calling thread: omp_set_num_threads only sets the
 // caller's OpenMP ICV, and XLA runs FFI handlers on its own pool threads. Call per handler.
 void use_native_threads();

@@ -71,7 +71,7 @@ struct Port {
     reorder = into ? dnnl::reorder(memory(user, cpu_engine()), memory(inner, cpu_engine()))
                    : dnnl::reorder(memory(inner, cpu_engine()), memory(user, cpu_engine()));
     offset = bytes;
-    bytes += (inner.get_size() + 63) / 64 * 64;
+    bytes += align64(inner.get_size());
   }
   // The memory the primitive reads or writes; an input is reordered into scratch first.
   memory bind(void* data, uint8_t* scratch, bool input) const {
@@ -128,7 +128,7 @@ Forward make_forward(const Geometry& q, bool bias) {
   Forward out;
   auto pd = forward_pd(q, bias);
   out.prim = dnnl::convolution_forward(pd);
-  out.scratchpad = (pd.scratchpad_desc().get_size() + 64) / 64 * 64;
+  out.scratchpad = align64(pd.scratchpad_desc().get_size());
   out.bytes = out.scratchpad;
   out.src.init(q.src(Tag::nhwc), pd.src_desc(), true, out.bytes);
   out.weights.init(q.weights(true), pd.weights_desc(), true, out.bytes);
@@ -144,7 +144,7 @@ BackwardData make_backward_data(const Geometry& q) {
       q.dst(act), q.strides(), q.dilates(), q.pad_l(), q.pad_r(), hint, user_scratchpad());
   BackwardData out;
   out.prim = dnnl::convolution_backward_data(pd);
-  out.scratchpad = (pd.scratchpad_desc().get_size() + 64) / 64 * 64;
+  out.scratchpad = align64(pd.scratchpad_desc().get_size());
   out.bytes = out.scratchpad;
   out.diff_dst.init(q.dst(Tag::nhwc), pd.diff_dst_desc(), true, out.bytes);
   out.weights.init(q.weights(true), pd.weights_desc(), true, out.bytes);
@@ -161,7 +161,7 @@ BackwardWeights make_backward_weights(const Geometry& q) {
       user_scratchpad());
   BackwardWeights out;
   out.prim = dnnl::convolution_backward_weights(pd);
-  out.scratchpad = (pd.scratchpad_desc().get_size() + 64) / 64 * 64;
+  out.scratchpad = align64(pd.scratchpad_desc().get_size());
   out.bytes = out.scratchpad;
   out.src.init(q.src(Tag::nhwc), pd.src_desc(), true, out.bytes);
   out.diff_dst.init(q.dst(Tag::nhwc), pd.diff_dst_desc(), true, out.bytes);
@@ -226,10 +226,7 @@ ffi::Error ConvForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w, ffi::Bu
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
                                               {DNNL_ARG_WEIGHTS, wts},
                                               {DNNL_ARG_DST, dst},
-                                              {DNNL_ARG_SCRATCHPAD, memory(
-                                                  {{static_cast<int64_t>(p.scratchpad)},
-                                                   memory::data_type::u8, Tag::a},
-                                                  cpu_engine(), scratch)}};
+                                              {DNNL_ARG_SCRATCHPAD, bytes_at(scratch, p.scratchpad)}};
       if (bias) args[DNNL_ARG_BIAS] = memory(q.bias(), cpu_engine(), b.typed_data() + i * q.f);
       p.prim.execute(thread_stream(), args);
       p.dst.finish(dst, out);
@@ -259,8 +256,7 @@ ffi::Error ConvBackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
                       {DNNL_ARG_WEIGHTS, wts},
                       {DNNL_ARG_DIFF_SRC, dsrc},
                       {DNNL_ARG_SCRATCHPAD,
-                       memory({{static_cast<int64_t>(p.scratchpad)}, memory::data_type::u8, Tag::a},
-                              cpu_engine(), scratch)}});
+                       bytes_at(scratch, p.scratchpad)}});
       p.diff_src.finish(dsrc, out);
     }
   });
@@ -290,8 +286,7 @@ ffi::Error ConvBackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy
                       {DNNL_ARG_DIFF_BIAS,
                        memory(q.bias(), cpu_engine(), db->typed_data() + i * q.f)},
                       {DNNL_ARG_SCRATCHPAD,
-                       memory({{static_cast<int64_t>(p.scratchpad)}, memory::data_type::u8, Tag::a},
-                              cpu_engine(), scratch)}});
+                       bytes_at(scratch, p.scratchpad)}});
       p.diff_weights.finish(dwts, out);
     }
   });

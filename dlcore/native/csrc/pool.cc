@@ -46,13 +46,6 @@ struct PoolBackward {
   size_t fwd_scratchpad, bwd_scratchpad, dst_bytes, workspace_bytes;
 };
 
-size_t round64(size_t bytes) { return (bytes + 64) / 64 * 64; }
-
-memory bytes_at(uint8_t* base, size_t bytes) {
-  return memory({{static_cast<int64_t>(bytes)}, memory::data_type::u8, Tag::a}, cpu_engine(),
-                base);
-}
-
 template <typename B>
 void leading(const B& buffer, int64_t& batch, int64_t d[4]) {
   auto dims = buffer.dimensions();
@@ -86,7 +79,7 @@ ffi::Error MaxPoolForward(ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> y
                          kw,    sh,    sw,    pt,    pb,    pl,    pr};
     PoolForward& p = cache.get(key_of(q.n, q.h, q.w, q.c, kh, kw, sh, sw, pt, pb, pl, pr), [&] {
       auto pd = q.forward(dnnl::prop_kind::forward_inference);
-      return PoolForward{dnnl::pooling_forward(pd), round64(pd.scratchpad_desc().get_size())};
+      return PoolForward{dnnl::pooling_forward(pd), align64(pd.scratchpad_desc().get_size())};
     });
     auto* scratch = static_cast<uint8_t*>(thread_scratch(p.scratchpad));
     const int64_t x_n = q.n * q.h * q.w * q.c, y_n = q.n * q.oh * q.ow * q.c;
@@ -119,10 +112,10 @@ ffi::Error MaxPoolBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
       return PoolBackward{dnnl::pooling_forward(fwd),
                           dnnl::pooling_backward(bwd),
                           fwd.workspace_desc(),
-                          round64(fwd.scratchpad_desc().get_size()),
-                          round64(bwd.scratchpad_desc().get_size()),
-                          round64(q.dst().get_size()),
-                          round64(fwd.workspace_desc().get_size())};
+                          align64(fwd.scratchpad_desc().get_size()),
+                          align64(bwd.scratchpad_desc().get_size()),
+                          align64(q.dst().get_size()),
+                          align64(fwd.workspace_desc().get_size())};
     });
     const size_t scratchpad = std::max(p.fwd_scratchpad, p.bwd_scratchpad);
     auto* scratch = static_cast<uint8_t*>(

@@ -139,7 +139,6 @@ RnnPlan& plan_for(int64_t kind, int64_t T, int64_t N, int64_t I, int64_t H) {
   return cache.get(key_of(kind, T, N, I, H), [&] { return make_plan(kind, T, N, I, H); });
 }
 
-size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 // Runs a reorder with the shared scratchpad (the region after the weight copies).
 void run_reorder(const dnnl::reorder& r, memory from, memory to, const memory& pad,
@@ -153,21 +152,20 @@ memory weights_for(const dnnl::reorder& to, memory user, const memory::desc& wan
                    uint8_t* scratch, size_t* offset, const memory& pad, dnnl::stream& strm) {
   if (!to) return user;
   memory out(want, cpu_engine(), scratch + *offset);
-  *offset += round_up(want.get_size());
+  *offset += align64(want.get_size());
   run_reorder(to, user, out, pad, strm);
   return out;
 }
 
 // The scratchpad memory: the last plan.scratchpad_bytes of this thread's scratch area.
 memory scratchpad(const RnnPlan& p, uint8_t* scratch, size_t offset) {
-  memory::desc md({static_cast<memory::dim>(p.scratchpad_bytes)}, dt::u8, tag::a);
-  return memory(md, cpu_engine(), scratch + offset);
+  return bytes_at(scratch + offset, p.scratchpad_bytes);
 }
 
 memory diff_weights_for(const dnnl::reorder& to_user, memory user,
                         const memory::desc& have, uint8_t* scratch, size_t* offset) {
   memory out = to_user ? memory(have, cpu_engine(), scratch + *offset) : user;
-  if (to_user) *offset += round_up(have.get_size());
+  if (to_user) *offset += align64(have.get_size());
   // oneDNN's RNN backward accumulates into the weight and bias gradients: start from zero.
   std::memset(out.get_data_handle(), 0, have.get_size());
   return out;
@@ -198,7 +196,7 @@ ffi::Error RnnForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> h0, ffi::Bu
     const memory::desc& u_want = training ? p.u_fwd : p.u_inf;
     memory w_user(p.w_user, eng, w.untyped_data());
     memory u_user(p.u_user, eng, u.untyped_data());
-    const size_t weights = round_up(w_want.get_size()) + round_up(u_want.get_size());
+    const size_t weights = align64(w_want.get_size()) + align64(u_want.get_size());
     auto* scratch = static_cast<uint8_t*>(thread_scratch(weights + p.scratchpad_bytes));
     memory pad = scratchpad(p, scratch, weights);
     size_t offset = 0;
@@ -251,8 +249,8 @@ ffi::Error RnnBackward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> h0,
       return ffi::Error::InvalidArgument("rnn: workspace size mismatch");
     auto& eng = cpu_engine();
     auto& strm = thread_stream();
-    const size_t weights = round_up(p.w_bwd.get_size()) + round_up(p.u_bwd.get_size()) +
-                           round_up(p.dw_bwd.get_size()) + round_up(p.du_bwd.get_size());
+    const size_t weights = align64(p.w_bwd.get_size()) + align64(p.u_bwd.get_size()) +
+                           align64(p.dw_bwd.get_size()) + align64(p.du_bwd.get_size());
     auto* scratch = static_cast<uint8_t*>(thread_scratch(weights + p.scratchpad_bytes));
     memory pad = scratchpad(p, scratch, weights);
     size_t offset = 0;
