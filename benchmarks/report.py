@@ -129,14 +129,15 @@ def system_line(results: dict) -> str:
     )
 
 
-def _clean(value):
-    # JSON has no NaN; unmeasured figures are null.
-    if isinstance(value, float) and math.isnan(value):
+def finite_or_null(value):
+    """``value`` with every non-finite float (unmeasured, diverged) replaced by None, at any
+    depth: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: finite_or_null(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [finite_or_null(v) for v in value]
     return value
 
 
@@ -145,7 +146,7 @@ def write_json(results: dict, out_dir: pathlib.Path) -> pathlib.Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = out_dir / f"bench_{stamp}{'_quick' if results['quick'] else ''}.json"
-    path.write_text(json.dumps(_clean(results), indent=1) + "\n")
+    path.write_text(json.dumps(finite_or_null(results), indent=1, allow_nan=False) + "\n")
     return path
 
 

@@ -13,6 +13,7 @@ import pathlib
 import statistics
 
 from benchmarks.race.tasks import FRAMEWORKS, TASKS
+from benchmarks.report import finite_or_null
 
 MEASURES = ("wall_to_target_s", "wall_s", "train_to_target_s", "train_s", "epoch_s")
 TARGETS = {"torch": 2.0, "keras": 1.5}  # the issue's wall-time speed-ups of dlcore
@@ -172,17 +173,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _clean(value):
-    # JSON has no NaN: a diverged run's values are null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def results_path(out_dir: pathlib.Path) -> pathlib.Path:
     """``<out_dir>/race_<UTC time>.json`` (the folder is made)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +186,7 @@ def write(results: dict, path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path
     Called after every run, so a race stopped early still leaves what it measured."""
     results["medians"] = aggregate(results["runs"])
     results["speedups"] = speedups(results["medians"])
-    path.write_text(json.dumps(_clean(results), indent=1, allow_nan=False) + "\n")
+    path.write_text(json.dumps(finite_or_null(results), indent=1, allow_nan=False) + "\n")
     md = path.with_suffix(".md")
     md.write_text(markdown(results))
     return path, md
