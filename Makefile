@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXPERIMENT ?= experiments/digits_mlp.toml
 
-.PHONY: run test lint format bench clean lock
+.PHONY: run test lint format bench curriculum docs clean lock
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "dlcore needs Python 3.11+, found " + sys.version.split()[0]'
@@ -33,10 +33,19 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks all --readme
 
+# Every shipped experiment once (~30 min on 2 CPU cores), then the README's curriculum table;
+# python -m curriculum --only NAME... reruns some and merges their rows.
+curriculum: $(STAMP)
+	$(BIN)/python -m curriculum
+
+
+# The documentation site into site/ (docs/, mkdocs.yml); --strict makes any warning an error.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 # Regenerate the lock after changing dependency ranges in pyproject.toml.
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

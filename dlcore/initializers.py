@@ -7,6 +7,7 @@ convolutions) fan_in and fan_out are multiplied by the receptive-field size. Var
     he:      Var = 2 / fan_in                 (uniform on +-sqrt(6 / fan_in))
     lecun:   Var = 1 / fan_in
     small:   N(0, 0.001^2)
+    uniform: U(-0.05, 0.05), Var = 0.05^2 / 3 (Keras 1's ``init='uniform'``, whatever the fans)
 
 The ``*_normal`` variants are JAX's truncated normals rescaled so the variance is exactly the
 one above (Flax's default, so ``lecun_normal`` reproduces ``nn.Dense``'s default).
@@ -21,6 +22,24 @@ from dlcore.checks import check_choice
 Initializer = jinit.Initializer
 
 SMALL_GAUSSIAN_STDDEV = 0.001
+KERAS_UNIFORM_LIMIT = 0.05
+
+
+def symmetric_uniform(limit: float = KERAS_UNIFORM_LIMIT) -> Initializer:
+    """W ~ U(-limit, limit) whatever the shape: Keras 1's ``init='uniform'`` (limit 0.05).
+
+    JAX's ``initializers.uniform(scale)`` draws from [0, scale), so it is not this.
+
+    Example:
+      >>> w = symmetric_uniform(0.05)(jax.random.key(0), (1000,))
+      >>> bool(w.min() >= -0.05 and w.max() < 0.05 and w.min() < 0)
+      True
+    """
+
+    def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
+
+    return init
 
 
 def identity(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
@@ -71,6 +90,7 @@ INITIALIZERS: dict[str, Initializer] = {
     "zeros": jinit.zeros,
     "ones": jinit.ones,
     "small_normal": jinit.normal(stddev=SMALL_GAUSSIAN_STDDEV),
+    "uniform": symmetric_uniform(),
     "glorot_uniform": jinit.glorot_uniform(),
     "glorot_normal": jinit.glorot_normal(),
     "he_uniform": jinit.he_uniform(),

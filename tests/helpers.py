@@ -33,6 +33,23 @@ def run_cli(
     )
 
 
+def run_main(*args: str) -> subprocess.CompletedProcess:
+    """``dlcore *args`` through ``dlcore.cli.main.main`` in this process, for the checks that
+    refuse bad input before anything runs: the exit status and what the command printed,
+    as ``run_cli`` returns them, without a process's ~3 s of imports. The persistent compile
+    cache stays off (turning it on would change it for the whole test process).
+    ``tests/test_bad_inputs.py`` runs one case of each kind of check as a real process."""
+    import contextlib
+    import io
+
+    from dlcore.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--no-compile-cache", *args])
+    return subprocess.CompletedProcess(["dlcore", *args], code, out.getvalue(), err.getvalue())
+
+
 def run_on_8_devices(script: str, *args: str) -> dict:
     """The JSON that ``tests/<script> *args`` prints, run in a subprocess with 8 forced
     host CPU devices (the device count is fixed when jax starts)."""
@@ -133,3 +150,59 @@ def computed_once(tmp_path_factory, name: str, compute) -> dict:
         if not path.exists():
             path.write_text(json.dumps(compute()))
     return json.loads(path.read_text())
+
+
+def read_events(run_dir: pathlib.Path) -> list:
+    """The TensorBoard events of a run directory as TensorBoard sees them: every event file
+    in name order, parsed as TFRecords (8-byte length, 4-byte CRC, data, 4-byte CRC; a
+    record cut short by a kill ends its file), with each file's ``SessionLog.START`` at
+    step s dropping the earlier events at steps >= s (tensorboardX's ``purge_step``)."""
+    import struct
+
+    sys.modules.setdefault("torch", None)  # tensorboardX's optional torch import: skip it
+    try:
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    kept = []
+    for path in sorted(pathlib.Path(run_dir).glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i + 12 <= len(data):
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            if i + 12 + n + 4 > len(data):
+                break
+            event = Event.FromString(data[i + 12 : i + 12 + n])
+            i += 12 + n + 4
+            if event.session_log.status == SessionLog.START:
+                kept = [e for e in kept if e.step < event.step]
+            kept.append(event)
+    return kept
+
+
+def tensorboard_scalars(run_dir: pathlib.Path, prefix: tuple = ("train/", "val/")) -> dict:
+    """``{(tag, step): value}`` of the scalar events whose tag starts with ``prefix``."""
+    return {
+        (v.tag, e.step): v.simple_value
+        for e in read_events(run_dir)
+        for v in e.summary.value
+        if v.WhichOneof("value") == "simple_value" and v.tag.startswith(prefix)
+    }
+
+
+def metrics_scalars(run_dir: pathlib.Path) -> dict:
+    """``{(split/metric, step): value}`` of metrics.jsonl's finite numbers (what
+    :func:`tensorboard_scalars` should hold), each rounded to float32 as events store it."""
+    import json
+    import math
+
+    import numpy as np
+
+    out = {}
+    for line in (pathlib.Path(run_dir) / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for key, value in record.items():
+            if key not in ("step", "epoch", "split") and isinstance(value, float | int):
+                if math.isfinite(value):
+                    out[(f"{record['split']}/{key}", record["step"])] = float(np.float32(value))
+    return out

@@ -30,11 +30,11 @@ from dlcore.data.augment import (
 )
 from dlcore.data.dataset import DataSpec, FieldSpec
 from dlcore.engine.compiled import CompiledTask
-from dlcore.experiment import build
+from dlcore.experiment import build, run_experiment
 from dlcore.models.mlp import MLP
 from dlcore.tasks.supervised import classification
 from tests import helpers
-from tests.helpers import committed_steps, run_cli, write_toml
+from tests.helpers import committed_steps, run_cli, run_main, write_toml
 from tests.test_resume import assert_identical_runs
 
 ALL_ON = AugmentSection(
@@ -340,7 +340,7 @@ RUN = {
 
 def test_augment_on_non_image_data_is_one_line_exit_2_and_no_run_dir(tmp_path):
     cfg = write_toml(tmp_path / "flat.toml", {**RUN, "data": {"name": "digits"}})
-    proc = run_cli("run", str(cfg), "--run-dir", str(tmp_path / "run"))
+    proc = run_main("run", str(cfg), "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {cfg}: task.augment: augmentation needs x as images [H, W, C] (e.g. digits "
@@ -352,8 +352,7 @@ def test_augment_on_non_image_data_is_one_line_exit_2_and_no_run_dir(tmp_path):
 def test_sigkill_then_resume_with_augmentation_is_bit_identical(tmp_path):
     cfg = write_toml(tmp_path / "augment.toml", RUN)
     cache = tmp_path / "xla-cache"
-    ref = run_cli("run", str(cfg), "--run-dir", str(tmp_path / "ref"), "--quiet", cache_dir=cache)
-    assert ref.returncode == 0, ref.stderr
+    run_experiment(validate(RUN, str(cfg)), tmp_path / "ref")  # uninterrupted: in this process
     run_dir = tmp_path / "killed"
     code, _ = helpers.start_and_interrupt(
         cfg, run_dir, cache, signal.SIGKILL, lambda d: any(s >= 200 for s in committed_steps(d))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, metrics_scalars, read_events, run_cli, tensorboard_scalars
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,23 @@ def test_run_writes_the_whole_run_directory(finished_run):
     assert {r["split"] for r in records} == {"train", "val"}
     assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2, 3, 4]
     assert f"test: accuracy {summary['final']['test']['accuracy']:.4f}" in proc.stdout
+
+
+def test_run_writes_tensorboard_events_of_its_metrics_pngs_config_and_hparams(finished_run):
+    _, run_dir, _ = finished_run
+    # every finite metrics.jsonl value is a scalar at its step (train/loss, val/accuracy...)
+    scalars = tensorboard_scalars(run_dir)
+    assert scalars == metrics_scalars(run_dir) and ("val/accuracy", 4 * 17) in scalars
+    values = {v.tag: v for e in read_events(run_dir) for v in e.summary.value}
+    png = values["figures/curves"].image
+    assert png.encoded_image_string == (run_dir / "curves.png").read_bytes() and png.width > 0
+    text = values["config/text_summary"].tensor.string_val[0].decode()
+    assert "epochs = 4" in text and "[optimizer]" in text
+    plugins = {v.metadata.plugin_data.plugin_name for v in values.values()}
+    assert "hparams" in plugins and "text" in plugins
+    summary = json.loads((run_dir / "summary.json").read_text())
+    best = values[f"hparams/best_val_{summary['best']['metric']}"].simple_value
+    assert best == pytest.approx(summary["best"]["value"])
 
 
 def test_quiet_logs_one_line_per_validation(finished_run):

@@ -7,7 +7,7 @@ from dlcore.data.registry import DATASETS
 from dlcore.experiment import build
 from dlcore.models.registry import MODELS
 from dlcore.optim import OPTIMIZERS
-from tests.helpers import run_cli
+from tests.helpers import run_main
 
 GOOD = """
 name = "t"
@@ -181,7 +181,7 @@ def test_cli_config_errors_exit_2_with_one_line_and_no_traceback(tmp_path, args)
     bad = write(tmp_path, GOOD + "epcohs = 3\n", "bad.toml")
     good = write(tmp_path, GOOD, "good.toml")
     argv = [a.format(bad=bad, good=good) for a in args]
-    proc = run_cli(*argv, "--run-dir", str(tmp_path / "run"))
+    proc = run_main(*argv, "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr

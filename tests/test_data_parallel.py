@@ -32,7 +32,7 @@ from dlcore.engine.sharding import (
     placement,
 )
 from dlcore.experiment import build
-from tests.helpers import REPO, computed_once, run_cli, run_on_8_devices
+from tests.helpers import REPO, computed_once, run_cli, run_main, run_on_8_devices
 
 P = jax.sharding.PartitionSpec
 RTOL_LOSS, ATOL_PARAMS = 1e-5, 1e-5
@@ -189,7 +189,7 @@ def test_the_devices_flag_reaches_the_run(tmp_path):
     forced = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     done = run_cli("run", cfg, "--devices", "9", "--run-dir", str(run), env=forced)
     assert done.returncode == 2 and not run.exists()
-    bad = run_cli("run", cfg, "--devices", "x", "--run-dir", str(run))
+    bad = run_main("run", cfg, "--devices", "x", "--run-dir", str(run))
     assert bad.returncode == 2 and not run.exists()
     assert bad.stderr.strip() == "error: --devices: 'x': expected a positive number or 'all'"
     assert done.stderr.strip().endswith(

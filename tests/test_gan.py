@@ -14,11 +14,11 @@ import numpy as np
 import optax
 import pytest
 
-from dlcore.config.loading import ConfigError, validate
+from dlcore.config.loading import ConfigError, load_config, validate
 from dlcore.data.registry import DATASETS
 from dlcore.data.ring import RingConfig, make_ring
 from dlcore.engine.compiled import CompiledTask
-from dlcore.experiment import build, restore_run
+from dlcore.experiment import build, restore_run, run_experiment
 from dlcore.gradcheck import gradcheck
 from dlcore.quality.modes import near_modes
 from dlcore.runs.run_dir import RunDir
@@ -282,8 +282,7 @@ def _sets():
 def test_sigkilled_gan_run_resumes_bit_identically(tmp_path):
     toml, cache = str(REPO / "experiments" / "ring_gan.toml"), tmp_path / "xla-cache"
     ref_dir, killed = tmp_path / "ref", tmp_path / "killed"
-    ref = run_cli("run", toml, "--run-dir", str(ref_dir), "--quiet", *_sets(), cache_dir=cache)
-    assert ref.returncode == 0, ref.stderr
+    run_experiment(load_config(toml, SHRINK), ref_dir)  # uninterrupted: in this process
 
     code, printed = start_and_interrupt(
         toml,

@@ -17,6 +17,7 @@ N = int(np.prod(SHAPE))
 
 VARIANCE = {
     "small_normal": 1e-6,
+    "uniform": 0.05**2 / 3,  # Keras 1's init='uniform': U(-0.05, 0.05) whatever the fans
     "glorot_uniform": 2 / (FAN_IN + FAN_OUT),
     "glorot_normal": 2 / (FAN_IN + FAN_OUT),
     "he_uniform": 2 / FAN_IN,

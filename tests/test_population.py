@@ -61,7 +61,7 @@ def test_population_compiles_once_and_ranks_on_validation(population):
     "change, field",
     [
         ({"sweep": {"space": {"model.widths": {"choices": [[4], [8]]}}}}, "sweep.space"),
-        ({"train": {"epochs": 2, "early_stopping_patience": 1}}, "train.early_stopping_patience"),
+        ({"sweep": {"space": {"train.batch_size": {"choices": [8, 16]}}}}, "sweep.space"),
     ],
 )
 def test_vmap_refuses_what_it_cannot_batch(tmp_path, change, field):

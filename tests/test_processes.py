@@ -2,7 +2,7 @@
 processes of 4 forced host CPU devices each, joined by ``jax.distributed`` over the
 loopback address, and must equal 1 process of 8 devices.
 
-The runs (a tiny MLP with dropout and batch norm, 100 steps) are made once for the module:
+The runs (a tiny MLP with dropout and batch norm, 50 steps) are made once for the module:
 - ``ref``: 1 process, 8 devices, step mode;
 - ``two``: 2 processes x 4 devices, step mode; ``scan``: the same in epoch-scan mode;
 - ``stopped``: 2 processes x 4 devices stopped by a SIGTERM to the launcher, then resumed
@@ -21,7 +21,14 @@ import signal
 import numpy as np
 import pytest
 
-from tests.helpers import committed_steps, run_cli, start_and_interrupt, write_toml
+from tests.helpers import (
+    committed_steps,
+    metrics_scalars,
+    run_cli,
+    start_and_interrupt,
+    tensorboard_scalars,
+    write_toml,
+)
 
 RTOL = 1e-5
 TINY = {
@@ -30,7 +37,10 @@ TINY = {
     "data": {"name": "xor", "n_samples": 250, "noise": 0.2},
     "model": {"name": "mlp", "widths": [16], "dropout": 0.25, "norm": "batch"},
     "optimizer": {"name": "adam", "learning_rate": 0.01},
-    "train": {"epochs": 10, "batch_size": 16, "log_every": 1},
+    # Step mode unless a run sets scan (the default is scan). 5 epochs of 10 steps: each
+    # step of a 2-process run waits on a cross-process all-reduce (~0.1 s on a loaded CPU),
+    # and every logged step is compared: a layout that changes the sums shows from step 1.
+    "train": {"epochs": 5, "batch_size": 16, "log_every": 1, "mode": "step"},
 }
 EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 
@@ -64,7 +74,7 @@ def runs(tmp_path_factory):
         root / "stopped",
         cache,
         signal.SIGTERM,
-        ready=lambda d: any(step >= 30 for step in committed_steps(d)),
+        ready=lambda d: any(step >= 20 for step in committed_steps(d)),
         extra_args=("--devices", "8", "--processes", "2"),
     )
     stopped = json.loads((root / "stopped" / "summary.json").read_text())
@@ -95,6 +105,7 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(runs, name):
     assert_same_training(root / name, root / "ref")
     summary = json.loads((root / name / "summary.json").read_text())
     assert summary["timing"]["processes"] == 2 and summary["timing"]["devices"] == 8
+    assert summary["timing"]["mode"] == ("scan" if name == "scan" else "step")
     ref = json.loads((root / "ref" / "summary.json").read_text())["timing"]
     assert ref["processes"] == 1 and ref["devices"] == 8
 
@@ -104,10 +115,15 @@ def test_only_process_zero_writes_the_run_directory(runs):
     two, ref = root / "two", root / "ref"
 
     def files(run_dir):  # down to the checkpoint steps; their insides are orbax's
-        paths = (p.relative_to(run_dir) for p in run_dir.rglob("*"))
-        return sorted(str(p) for p in paths if len(p.parts) <= 3)
+        paths = [p.relative_to(run_dir) for p in run_dir.rglob("*")]
+        # an event file's name holds its start time and host: compare the kind of file
+        named = ["events.out.tfevents" if p.name.startswith("events.") else str(p) for p in paths]
+        return sorted(name for name, p in zip(named, paths, strict=True) if len(p.parts) <= 3)
 
     assert files(two) == files(ref)
+    # one TensorBoard event file, process 0's, holding every record once
+    assert len(list(two.glob("events.out.tfevents.*"))) == 1
+    assert tensorboard_scalars(two) == metrics_scalars(two)
     # Every record once: a second writer would have appended each line twice.
     assert (
         len(records(two))
@@ -147,12 +163,16 @@ def test_a_sigterm_stops_both_processes_at_one_committed_step_and_one_process_re
         (("--processes", "2", "--devices", "all"), "(asked: all)"),
     ],
 )
-def test_a_device_count_that_does_not_split_exits_2_before_any_process(runs, args, says):
+def test_a_device_count_that_does_not_split_exits_2_before_any_process(runs, args, says, capsys):
+    # In-process: the launcher refuses before it starts anything (a real process of this
+    # check costs ~3 s of imports; the real processes above run the launcher itself).
+    from dlcore.cli.main import main
+
     root, config, _ = runs
     bad = root / "bad"
-    done = run_cli("run", str(config), "--run-dir", str(bad), *args)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    code = main(["--no-compile-cache", "run", str(config), "--run-dir", str(bad), *args])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {config}: ") and says in lines[0]
     assert not bad.exists()
 

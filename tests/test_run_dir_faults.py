@@ -2,10 +2,10 @@
 resumes past the end or with an edited config, a damaged metrics.jsonl, strict JSON.
 
 Real processes and real files. Two tiny runs are shared: ``ref`` trains 4 epochs without
-stopping; ``half`` is the same config trained for 2. A copy of ``half`` whose summary is
-deleted and whose ``train.epochs`` is set back to 4 is a run stopped at its epoch-2
-checkpoint (the log window divides the epoch, so nothing is pending there): resuming it
-must end exactly as ``ref`` did.
+stopping; ``half`` is the same config trained for 2 (with ``--no-tensorboard``). A copy of
+``half`` whose summary is deleted and whose ``train.epochs`` is set back to 4 is a run
+stopped at its epoch-2 checkpoint (the log window divides the epoch, so nothing is pending
+there): resuming it must end exactly as ``ref`` did.
 """
 
 import json
@@ -28,7 +28,7 @@ from dlcore.experiment import build
 from dlcore.runs.errors import RunDirError
 from dlcore.runs.lock import LOCK_NAME, RunLock
 from dlcore.runs.run_dir import RunDir, config_changes, strict_json
-from tests.helpers import run_cli, write_toml
+from tests.helpers import metrics_scalars, run_cli, tensorboard_scalars, write_toml
 
 STEPS_PER_EPOCH = 14  # 140 training examples of xor(200) in batches of 10
 CONFIG = {
@@ -47,7 +47,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     cfg = write_toml(root / "faults.toml", CONFIG)
     cache = root / "xla-cache"
-    for name, extra in (("ref", []), ("half", ["--set", "train.epochs=2"])):
+    for name, extra in (("ref", []), ("half", ["--set", "train.epochs=2", "--no-tensorboard"])):
         proc = run_cli(
             "run", str(cfg), "--run-dir", str(root / name), "--quiet", *extra, cache_dir=cache
         )
@@ -249,6 +249,12 @@ def test_a_config_edit_that_keeps_the_structure_is_applied_and_named(runs, tmp_p
     assert resumed == RunDir(twin).read_metrics()
     assert resumed != RunDir(runs.ref).read_metrics()
     assert resumed[-1]["step"] == 4 * STEPS_PER_EPOCH
+    # `half` ran with --no-tensorboard and wrote no events; this resume (without the flag)
+    # wrote the steps it trained, and the in-process fit (no EventLog attached) none
+    assert not list(runs.half.glob("events.out.tfevents.*"))
+    assert not list(twin.glob("events.out.tfevents.*"))
+    after = {k: v for k, v in metrics_scalars(run_dir).items() if k[1] > 2 * STEPS_PER_EPOCH}
+    assert tensorboard_scalars(run_dir) == after and after
 
 
 def test_a_corrupt_metrics_line_is_reported_and_the_resume_matches_an_unbroken_run(runs, tmp_path):

@@ -8,7 +8,7 @@ from dlcore.config.experiment import NAMED_SECTIONS, SECTIONS
 from dlcore.config.loading import ConfigError, validate
 from dlcore.experiment import build
 from dlcore.optim import SCHEDULES
-from tests.helpers import run_cli, write_toml
+from tests.helpers import run_main, write_toml
 
 BASE = {
     "name": "t",
@@ -134,7 +134,7 @@ def test_sections_a_task_does_not_use_are_refused(label):
 def test_cli_misfit_exits_2_with_one_line_and_leaves_no_run_directory(tmp_path):
     raw = {**BASE, "model": {"name": "lenet5"}}
     path = write_toml(tmp_path / "t.toml", raw)
-    proc = run_cli("run", str(path), "--run-dir", str(tmp_path / "run"))
+    proc = run_main("run", str(path), "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert (

@@ -15,7 +15,7 @@ from dlcore.engine.loop import evaluate
 from dlcore.models.unet import UNet, UNetConfig
 from dlcore.tasks.base import init_state
 from dlcore.tasks.segmentation import SegmentationTask, confusion_sums, iou_metrics
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_main
 
 
 def one_hot_logits(pred_BxHxW, k):
@@ -188,7 +188,7 @@ batch_size = 8
 def test_misfits_are_one_line_config_errors(tmp_path, data, extra, field, phrase):
     path = tmp_path / "seg.toml"
     path.write_text(TINY.format(data=data, extra=extra))
-    result = run_cli("run", str(path), "--run-dir", str(tmp_path / "run"))
+    result = run_main("run", str(path), "--run-dir", str(tmp_path / "run"))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0] and phrase in lines[0], result.stderr

@@ -24,6 +24,7 @@ TINY_DATA = {
     "blobs": {"name": "blobs", "n_samples": 60},
     "digits": {"name": "digits"},
     "random": {"name": "random", "n_samples": 60, "dim": 5, "classes": 3},
+    "multilabel": {"name": "multilabel", "n_samples": 60, "n_features": 5, "n_classes": 3},
     "line": {"name": "line", "n_samples": 60},
     "parity": {"name": "parity", "n_samples": 60, "max_len": 6},
     "dyck_depth": {"name": "dyck_depth", "n_samples": 60, "max_len": 8, "max_depth": 3},
@@ -113,6 +114,17 @@ PROGRAMS = {
         {"name": "digits", "targets": ["digit", "parity"]},
         {"name": "multihead_mlp", "trunk_widths": [4]},
         {"name": "multitask"},
+    ),
+    "multitower_mlp/multitask_soft_sharing": (
+        {"name": "digits", "targets": ["digit", "parity"]},
+        {"name": "multitower_mlp", "tower_widths": [4]},
+        {"name": "multitask", "sharing_strength": 0.1},
+    ),
+    "mlp/multilabel_sparsemax": ("multilabel", MLP, {"name": "multilabel"}),
+    "linear/multilabel_sigmoid": (
+        "multilabel",
+        {"name": "linear"},
+        {"name": "multilabel", "loss": "sigmoid"},
     ),
     "perceptron": ("blobs", None, {"name": "perceptron"}),
     "word2vec": (
@@ -374,9 +386,13 @@ def test_every_optimizer_trains_one_step(optimizer):
     assert_finite((state.params, sums))
 
 
+# The task each data set is built with, where it is not classification.
+DATA_TASKS = {"line": "regression", "multilabel": "multilabel"}
+
+
 @pytest.mark.parametrize("name", sorted(set(DATASETS) - set(SEQUENCE_DATA) - {"ring"}))
 def test_every_data_set_builds_with_its_preprocessing(name):
-    task = {"name": "regression"} if name == "line" else {"name": "classification"}
+    task = {"name": DATA_TASKS.get(name, "classification")}
     for preprocess in ("none", "standardize"):
         raw = {"data": {**TINY_DATA[name], "preprocess": preprocess}, "model": MLP, "task": task}
         data = build(validate(raw, "t"), "t").data

@@ -33,8 +33,12 @@ def test_keras_mlp_has_the_snippets_architecture_and_trains():
         "Dense_2": {"kernel": (64, 10), "bias": (10,)},
     }
     assert cfg.optimizer.name == "nesterov" and cfg.model.dropout == 0.5
+    # deck 003's SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True), init='uniform'
+    assert (cfg.optimizer.learning_rate, cfg.optimizer.momentum) == (0.1, 0.9)
+    assert (cfg.optimizer.schedule.name, cfg.optimizer.schedule.decay) == ("inverse_time", 1e-6)
+    assert cfg.model.kernel_init == "uniform" and cfg.train.batch_size == 16
     assert np.isfinite(result.final["test"]["loss"])
-    assert int(result.state.step) == 20 * (700 // 128)
+    assert int(result.state.step) == 20 * (700 // 16)
 
 
 def test_theano_logistic_regression_memorizes_its_training_set():

@@ -104,6 +104,7 @@ def test_each_trial_is_a_run_directory_and_ranking_uses_validation(finished_swee
             (root / "out" / f"trial-{row['trial']:03d}" / "summary.json").read_text()
         )
         assert summary["best"] == row["best"] and summary["final"]["test"] == row["test"]
+        assert list((root / "out" / f"trial-{row['trial']:03d}").glob("events.out.tfevents.*"))
     values = [r["best"]["value"] for r in result["trials"]]
     assert values == sorted(values, reverse=True)
     assert json.loads((root / "out" / "sweep.json").read_text()) == result
@@ -130,6 +131,9 @@ def test_cli_sweep_prints_the_ranked_table(tmp_path):
         "--quiet",
         "--set",
         "train.epochs=1",
+        "--no-tensorboard",
     )
     assert proc.returncode == 0, proc.stderr
     assert "ranked by val accuracy" in proc.stdout and "2 of 2 trials" in proc.stdout
+    assert not list((tmp_path / "out").rglob("events.out.tfevents.*"))
+    assert len(list((tmp_path / "out").glob("trial-*/metrics.jsonl"))) == 2

@@ -26,7 +26,7 @@ from dlcore.tasks.vae_math import (
     standard_normal_kl,
 )
 from dlcore.tasks.vae_report import interpolation_codes, latent_2d
-from tests.helpers import run_cli, write_toml
+from tests.helpers import run_main, write_toml
 
 TANH8 = {"name": "mlp", "widths": [8], "activation": "tanh"}  # smooth: no kinks for FD
 RAW = {
@@ -275,7 +275,7 @@ def test_a_bad_vae_config_exits_2_through_the_cli_without_a_run_dir(tmp_path):
     raw = copy.deepcopy(RAW)
     raw["task"]["iw_samples"] = 0
     toml = write_toml(tmp_path / "t.toml", raw)
-    proc = run_cli("run", str(toml), "--run-dir", str(tmp_path / "run"))
+    proc = run_main("run", str(toml), "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2, proc.stderr
     assert "task.iw_samples" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()

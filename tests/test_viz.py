@@ -14,6 +14,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from dlcore.config.loading import validate
+from dlcore.experiment import run_experiment
 from dlcore.experiment.restore import restore_run
 from dlcore.viz import (
     VizOptions,
@@ -31,7 +33,7 @@ from dlcore.viz import (
     total_variation,
     visualize_run,
 )
-from tests.helpers import run_cli, write_toml
+from tests.helpers import run_cli, run_main
 
 SIDE = 16
 
@@ -39,20 +41,17 @@ SIDE = 16
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("viz")
-    config = write_toml(
-        root / "lenet.toml",
-        {
-            "name": "viz_lenet",
-            "seed": 0,
-            "data": {"name": "digits", "layout": "image", "image_size": SIDE},
-            "model": {"name": "lenet5", "image_size": SIDE},
-            "optimizer": {"name": "adam", "learning_rate": 3e-3},
-            "train": {"epochs": 2, "batch_size": 64, "mode": "scan"},
-        },
-    )
+    config = {
+        "name": "viz_lenet",
+        "seed": 0,
+        "data": {"name": "digits", "layout": "image", "image_size": SIDE},
+        "model": {"name": "lenet5", "image_size": SIDE},
+        "optimizer": {"name": "adam", "learning_rate": 3e-3},
+        "train": {"epochs": 2, "batch_size": 64, "mode": "scan"},
+    }
     run_dir = root / "run"
-    proc = run_cli("run", str(config), "--run-dir", str(run_dir), "--quiet", cache_dir=root / "c")
-    assert proc.returncode == 0, proc.stderr
+    # In this process: the run is the material here; `dlcore viz` below is the real CLI.
+    run_experiment(validate(config, "lenet.toml"), run_dir)
     restored = restore_run(run_dir, "latest")
     model = restored.experiment.task.model
     variables = {"params": restored.state.params, **restored.state.model_state}
@@ -226,7 +225,7 @@ def test_cli_writes_filters_and_names_bad_input_in_one_line(trained, tmp_path):
     ]
     for args, message in zip(cases, expected, strict=True):
         out = tmp_path / "bad"
-        proc = run_cli("viz", *args, "--out", str(out), cache_dir=cache)
+        proc = run_main("viz", *args, "--out", str(out))  # bad input: in this process
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
         assert not out.exists()

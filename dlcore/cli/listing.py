@@ -91,8 +91,11 @@ def print_runs(root: str | pathlib.Path = "runs") -> None:
 def print_sweep(result: dict) -> None:
     """The ranked trial table of a sweep (validation metric only: test never ranks)."""
     direction = "higher" if result["maximize"] else "lower"
+    method = result["method"]
+    if result.get("pruner", "none") != "none":  # optuna methods
+        method += f", {result['pruner']} pruning"
     table = Table(
-        title=f"sweep {result['sweep_dir']} ({result['method']}, ranked by val "
+        title=f"sweep {result['sweep_dir']} ({method}, ranked by val "
         f"{result['metric']}, {direction} is better)"
     )
     for col in ("rank", "trial", "assignment", f"best val {result['metric']}", "at step", "status"):

@@ -14,7 +14,7 @@ import pathlib
 import sys
 
 from dlcore import host_memory
-from dlcore.cli import translate
+from dlcore.cli import check, runs_command, translate
 from dlcore.cli.launch import add_process_options, devices_arg, launch_command
 from dlcore.config.errors import ConfigError
 from dlcore.runs.errors import (
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--vmap",
         action="store_true",
-        help="train all seeds/learning rates at once in one compiled program",
+        help="train all trials at once in one compiled program (shape-keeping keys only)",
     )
     sweep.add_argument(
         "--compare",
@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoints load onto any device count",
     )
     add_process_options(resume)
+    for parser in (run, sweep, resume):  # per command, not in the config: it changes no result
+        parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard events")
 
     ev = sub.add_parser("eval", help="evaluate a run's checkpoint on a split")
     ev.add_argument("run_dir")
@@ -128,8 +130,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list experiments, models, data sets and optimizers")
 
-    runs = sub.add_parser("runs", help="table of runs with their final metrics")
-    runs.add_argument("--root", default="runs", help="directory holding run directories")
+    runs_command.add_parser(sub)
+    check.add_parser(sub)
     return p
 
 
@@ -212,8 +214,9 @@ def _cmd_run(args) -> int:
     cfg = load_config(args.config, _overrides(args))
     host_memory.for_train_mode(cfg.train.mode)  # before XLA's threads first allocate
     experiment = build(cfg, args.config)  # every check before any output directory exists
+    tb = not args.no_tensorboard
     return _train(
-        args, lambda stop, rep: run_experiment(experiment, args.run_dir, stop=stop, reporter=rep)
+        args, lambda stop, rep: run_experiment(experiment, args.run_dir, args.config, stop, rep, tb)
     )
 
 
@@ -249,8 +252,11 @@ def _cmd_sweep(args) -> int:
             args.sweep_dir,
             stop,
             lambda title: make_reporter(title, args.quiet),
+            tensorboard=not args.no_tensorboard,
         )
     print_sweep(result)
+    if "history" in result:  # optuna methods
+        print(f"optimisation history: {result['history']}")
     if result["status"] != "completed":
         print(
             f"sweep stopped; continue it with:\n  dlcore sweep {args.config} "
@@ -265,8 +271,9 @@ def _cmd_resume(args) -> int:
     from dlcore.experiment import resume_experiment
 
     _host_memory_for(pathlib.Path(args.run_dir) / "config.toml")
+    tb = not args.no_tensorboard
     return _train(
-        args, lambda stop, rep: resume_experiment(args.run_dir, stop, rep, devices=args.devices)
+        args, lambda stop, rep: resume_experiment(args.run_dir, stop, rep, args.devices, tb)
     )
 
 
@@ -328,13 +335,6 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _cmd_runs(args) -> int:
-    from dlcore.cli.listing import print_runs
-
-    print_runs(args.root)
-    return 0
-
-
 COMMANDS = {
     "run": _cmd_run,
     "sweep": _cmd_sweep,
@@ -344,7 +344,8 @@ COMMANDS = {
     "translate": translate.command,
     "viz": _cmd_viz,
     "list": _cmd_list,
-    "runs": _cmd_runs,
+    "runs": runs_command.command,
+    "check": check.command,
 }
 
 
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    compiles = ("run", "sweep", "resume", "eval", "sample", "viz", "translate")
+    compiles = ("run", "sweep", "resume", "eval", "sample", "viz", "translate", "check")
     if args.command in compiles and not args.no_compile_cache:
         _enable_compile_cache()
     try:

@@ -80,6 +80,7 @@ def one_of(choices: Iterable[str], what: str) -> type[str]:
         check_choice(value, valid, what)
         return value
 
+    check.choices = valid  # the generated config reference (dlcore.config.reference) lists them
     return Annotated[str, AfterValidator(check)]
 
 

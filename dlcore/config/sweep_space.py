@@ -1,25 +1,42 @@
 """The ``[sweep]`` section: which config fields to search over, and how to sample them.
 
     [sweep]
-    method = "random"          # or "grid"
-    trials = 8                 # random search only
+    method = "random"          # or "grid", or optuna's "tpe", "cmaes", "qmc"
+    trials = 8                 # not for grid search
+    pruner = "median"          # optuna methods only (see dlcore.experiment.optuna_sweep)
     [sweep.space]
     "optimizer.learning_rate" = { log_uniform = [1e-4, 1e-1] }
     "model.dropout" = { uniform = [0.0, 0.5] }
     "model.widths" = { choices = [[64], [128, 64]] }
 
 Keys are dotted config fields (anything ``--set`` accepts). Grid search takes the
-Cartesian product of ``choices``; random search draws every field independently.
+Cartesian product of ``choices``; random search draws every field independently; the
+optuna methods pick each trial from the results so far and may prune a trial whose
+validation curve falls behind the others'.
 """
 
 import itertools
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from dlcore.config.section import Section, Seed
+from dlcore.config.section import Section, Seed, one_of
+
+# Optuna's samplers (dlcore.experiment.optuna_sweep.SAMPLERS builds them). Named here, in
+# the config, which must not import optuna; a test keeps the two in step.
+OPTUNA_METHODS = ("tpe", "cmaes", "qmc")
+METHODS = ("grid", "random", *OPTUNA_METHODS)
+# Every pruner and the [sweep] options it reads (optuna_sweep.PRUNERS builds them).
+PRUNER_OPTIONS = {
+    "median": ("pruner_startup", "pruner_warmup"),
+    "percentile": ("pruner_startup", "pruner_warmup", "pruner_percentile"),
+    "hyperband": ("pruner_min_epochs", "pruner_reduction"),
+    "successive_halving": ("pruner_min_epochs", "pruner_reduction"),
+    "none": (),
+}
+PRUNER_FIELDS = tuple(sorted({f for fields in PRUNER_OPTIONS.values() for f in fields}))
 
 
 class Distribution(Section):
@@ -54,11 +71,67 @@ class Distribution(Section):
 class SweepConfig(Section):
     """Hyper-parameter search over any config fields (see module docstring)."""
 
-    method: Literal["grid", "random"] = "grid"
-    trials: PositiveInt = Field(8, description="number of random-search trials")
-    seed: Seed = Field(0, description="seed of the random-search sampler")
+    method: one_of(METHODS, "sweep method") = "grid"
+    trials: PositiveInt = Field(8, description="number of trials (random search and optuna)")
+    seed: Seed = Field(0, description="seed of the sampler (random search and optuna)")
     metric: str | None = Field(None, description="validation metric (default: the task's)")
     space: dict[str, Distribution] = Field(min_length=1)
+    startup_trials: NonNegativeInt | None = Field(
+        None, description="tpe, cmaes: random trials before the model (optuna: tpe 10, cmaes 1)"
+    )
+    pruner: one_of(PRUNER_OPTIONS, "sweep pruner") | None = Field(
+        None, description="optuna methods: stop trials whose val curve lags (default median)"
+    )
+    pruner_startup: NonNegativeInt | None = Field(
+        None, description="median, percentile: finished trials before any is pruned (5)"
+    )
+    pruner_warmup: NonNegativeInt | None = Field(
+        None, description="median, percentile: epochs of a trial that are never pruned (0)"
+    )
+    pruner_percentile: float | None = Field(
+        None, ge=0, le=100, description="percentile: keep trials in this top percentile (25)"
+    )
+    pruner_min_epochs: PositiveInt | None = Field(
+        None, description="hyperband, successive_halving: epochs every trial trains (1)"
+    )
+    pruner_reduction: int | None = Field(
+        None, ge=2, description="hyperband, successive_halving: reduction factor (3)"
+    )
+
+    @property
+    def pruner_name(self) -> str:
+        """The pruner in effect: ``median`` unless set, ``none`` for grid and random."""
+        if self.method not in OPTUNA_METHODS:
+            return "none"
+        return self.pruner or "median"
+
+    @model_validator(mode="after")
+    def _options_fit_the_method(self):
+        if self.method not in OPTUNA_METHODS:
+            optuna_only = ("pruner", "startup_trials", *PRUNER_FIELDS)
+            for name in optuna_only:
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name} is for the optuna methods ({', '.join(OPTUNA_METHODS)}); "
+                        f"method = {self.method!r} does not read it"
+                    )
+            return self
+        if self.method == "qmc" and self.startup_trials is not None:
+            raise ValueError("startup_trials: qmc has no random start (remove it)")
+        if self.method in ("cmaes", "qmc") and all(
+            d.choices is not None for d in self.space.values()
+        ):
+            raise ValueError(
+                f"method = {self.method!r} searches ranges; every field of [sweep.space] "
+                'is `choices` (use method = "tpe")'
+            )
+        for name in PRUNER_FIELDS:
+            if getattr(self, name) is not None and name not in PRUNER_OPTIONS[self.pruner_name]:
+                raise ValueError(
+                    f"{name} is not an option of pruner = {self.pruner_name!r} "
+                    f"(it takes: {', '.join(PRUNER_OPTIONS[self.pruner_name]) or 'none'})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _grid_needs_choices(self):
@@ -72,7 +145,10 @@ class SweepConfig(Section):
         return self
 
     def assignments(self) -> list[dict[str, Any]]:
-        """One {dotted field: value} dict per trial, in a fixed order."""
+        """One {dotted field: value} dict per trial, in a fixed order (grid and random;
+        the optuna methods choose each trial from the ones before it)."""
+        if self.method in OPTUNA_METHODS:
+            raise ValueError(f"method = {self.method!r} has no trial list fixed in advance")
         keys = list(self.space)
         if self.method == "grid":
             grids = [self.space[k].choices for k in keys]

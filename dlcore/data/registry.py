@@ -6,6 +6,8 @@ from dlcore.config.section import Section
 from dlcore.data.dataset import Dataset, apply_preprocessing
 from dlcore.data.dates import DatesConfig, make_dates
 from dlcore.data.digits import DigitsConfig, make_digits
+from dlcore.data.function1d import Function1DConfig, make_function_1d
+from dlcore.data.multilabel import MultilabelDataConfig, make_multilabel
 from dlcore.data.ring import RingConfig, make_ring
 from dlcore.data.seq2seq_tasks import (
     AdditionConfig,
@@ -55,7 +57,13 @@ DATASETS: dict[str, DatasetEntry] = {
     "blobs": DatasetEntry(BlobsConfig, make_blobs, "2 classes, separable with a set margin"),
     "digits": DatasetEntry(DigitsConfig, make_digits, "scikit-learn 8x8 digits, 10 classes"),
     "random": DatasetEntry(RandomConfig, make_random, "random features, random labels"),
+    "multilabel": DatasetEntry(
+        MultilabelDataConfig, make_multilabel, "bags of words with label sets (multi-label)"
+    ),
     "line": DatasetEntry(LineConfig, make_line, "regression on y = slope x + intercept"),
+    "function_1d": DatasetEntry(
+        Function1DConfig, make_function_1d, "y = f(x) on [-1, 1], fixed grids (approximation)"
+    ),
     "parity": DatasetEntry(ParityConfig, make_parity, "bit strings -> parity (many-to-one)"),
     "dyck_depth": DatasetEntry(
         DyckDepthConfig, make_dyck_depth, "brackets -> depth per step (many-to-many)"

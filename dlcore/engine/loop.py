@@ -9,7 +9,8 @@ evaluates at epoch ends, and checkpoints. Everything that decides what happens n
 data position, the not-yet-logged metrics, the best validation value) is in the
 checkpoint, so a resumed run continues bit-identically. A population
 (:class:`dlcore.engine.population.PopulationTask`) is just a task whose metrics carry a
-member axis: the loop tracks the best pass of each member.
+member axis: the loop tracks the best pass of each member and freezes a member whose
+patience ran out (:mod:`dlcore.engine.members`).
 """
 
 import dataclasses
@@ -27,10 +28,12 @@ from dlcore.data.dataset import Dataset
 from dlcore.engine.compiled import CompiledTask, eval_chunks, sum_metrics
 from dlcore.engine.distributed import AgreedStop, host_local
 from dlcore.engine.health import HealthWatch
+from dlcore.engine.members import MemberTrackers
 from dlcore.engine.selection import BestTracker
 from dlcore.engine.sharding import check_data_parallel, device_count, placement
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.engine.state import TrainState
+from dlcore.engine.stopwatch import Stopwatch
 from dlcore.engine.task import Task
 from dlcore.engine.train_config import TrainConfig
 from dlcore.runs.checkpoint import CheckpointStore, restore_newest_intact
@@ -67,7 +70,8 @@ class FitResult:
       timing: wall and compile seconds, steps per second of this process (and, when
         bucketed, ``bucketing``: :meth:`dlcore.data.buckets.BucketedOrder.report`).
       traces: how many times each compiled function was traced.
-      early_stopping: ``{"early_stopped_at", "restored_step"}`` when patience ran out.
+      early_stopping: ``{"early_stopped_at", "restored_step"}`` when patience ran out (a
+        population: a list, None for each member that did not stop).
       health: ``{"on_nonfinite", "skipped_steps", "first_nonfinite", "halted",
         "last_checkpoint"}``; ``halted`` is the one-line reason when status is "diverged".
     """
@@ -78,7 +82,7 @@ class FitResult:
     best: Any
     timing: dict[str, Any]
     traces: dict[str, int]
-    early_stopping: dict[str, int] | None = None
+    early_stopping: Any = None
     health: dict[str, Any] | None = None
 
 
@@ -96,19 +100,6 @@ def scan_chunk(steps_per_epoch: int, scan_steps: int) -> int:
     return math.ceil(steps_per_epoch / pieces)
 
 
-class _Stopwatch:
-    """Adds up the seconds spent inside ``with`` blocks."""
-
-    def __init__(self):
-        self.total = 0.0
-
-    def __enter__(self):
-        self._t0 = time.perf_counter()
-
-    def __exit__(self, *exc):
-        self.total += time.perf_counter() - self._t0
-
-
 def _host_step(state: TrainState) -> int:
     # A population stacks one step counter per member; they always move together.
     return int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
@@ -124,6 +115,7 @@ def fit(
     stop=NEVER_STOP,
     reporter: Reporter | None = None,
     on_validation: Callable[[TrainState, dict[str, float]], TrainState] | None = None,
+    member_patience: list[int | None] | None = None,
 ) -> FitResult:
     """Trains ``task`` on ``data`` as ``cfg`` says; see the module docstring.
 
@@ -139,10 +131,12 @@ def fit(
       reporter: progress display.
       on_validation: ``(state, val metrics) -> state`` after every validation pass, before
         the checkpoint (the plateau schedule's hook).
+      member_patience: a population's patience per member (default: ``cfg``'s for all);
+        a member that runs out is frozen (:mod:`dlcore.engine.members`).
 
     Raises:
       ValueError: if ``cfg.best_metric`` is not a metric of the task, a population is
-        given a run directory or a patience, or ``cfg.devices`` cannot run this batch
+        given a run directory, or ``cfg.devices`` cannot run this batch
         size (:func:`dlcore.engine.sharding.check_data_parallel`), or ``cfg.bucket_by``
         cannot bucket the data (:func:`dlcore.data.buckets.bucket_order`).
     """
@@ -155,11 +149,13 @@ def fit(
             f"{', '.join(sorted(task.metric_modes))}"
         )
     members = task.members
-    if members > 1 and (run is not None or cfg.early_stopping_patience is not None):
-        raise ValueError("population training keeps no run directory and has no patience")
+    if members > 1 and run is not None:
+        raise ValueError("population training keeps no run directory")
     maximize = task.metric_modes[metric] == "max"
-    trackers = [BestTracker(metric, maximize, cfg.early_stopping_patience) for _ in range(members)]
-    tracker = trackers[0]  # the one that checkpoints and stops early (single runs)
+    tracker = BestTracker(metric, maximize, cfg.early_stopping_patience)  # a single run's
+    patiences = member_patience or [cfg.early_stopping_patience] * members
+    population = MemberTrackers.create(metric, maximize, patiences) if members > 1 else None
+    stopping = population or tracker  # stops when (every member's) patience ran out
     order = task.make_order(len(data.train), cfg.batch_size, seed)
     order = bucket_order(order, data, cfg.bucket_by, cfg.bucket_widths)  # as is when None
     spe = order.steps_per_epoch
@@ -253,10 +249,10 @@ def fit(
         saved_step = step
 
     fields_dev = where.fields(data.train.fields) if cfg.mode == "scan" else None
-    eval_clock, save_clock = _Stopwatch(), _Stopwatch()
+    eval_clock, save_clock = Stopwatch(), Stopwatch()
     reporter.start(total, step)
     t_loop = time.perf_counter()
-    while step < total and not stop.requested and not tracker.should_stop and halted is None:
+    while step < total and not stop.requested and not stopping.should_stop and halted is None:
         due = False  # a checkpoint_every save is due at the current step
         position = order.position(step)
         if cfg.mode == "scan":
@@ -302,10 +298,9 @@ def fit(
                 if run is not None:
                     run.append_metrics([record], durable=False)
                 reporter.log(record)
-                values = np.atleast_1d(val[metric])
-                for m in range(1, members):
-                    trackers[m].observe(float(values[m]), step)
-                if tracker.observe(float(values[0]), step):
+                if population is not None:  # freezes the members that stop here
+                    state = where.state(population.observe(state, val[metric], step))
+                elif tracker.observe(float(val[metric]), step):
                     if best_store is not None:
                         with save_clock:
                             run.sync_metrics()
@@ -325,11 +320,13 @@ def fit(
     t_trained = time.perf_counter()
 
     healthy()
-    status = "completed" if step >= total or tracker.should_stop else "interrupted"
+    status = "completed" if step >= total or stopping.should_stop else "interrupted"
     if halted is not None:
         status = "diverged"
     final: dict[str, dict[str, Any]] = {}
-    if tracker.should_stop and cfg.restore_best:
+    if population is not None:
+        state = where.state(population.finish(state, cfg.restore_best))
+    elif tracker.should_stop and cfg.restore_best:
         if best_store is not None:
             best_store.wait()
             state, _ = best_store.restore(state)
@@ -379,13 +376,15 @@ def fit(
     if isinstance(order, BucketedOrder):  # the padding it saved explains steps_per_s
         timing["bucketing"] = order.report()
     stopped = None  # a stop before the first validation pass has no best step yet
-    if tracker.should_stop:
+    if population is not None:
+        stopped = population.early_stopping()
+    elif tracker.should_stop:
         stopped = {"early_stopped_at": step, "restored_step": tracker.best["step"]}
     return FitResult(
         state,
         status,
         final,
-        tracker.best if members == 1 else [t.best for t in trackers],
+        tracker.best if population is None else population.best,
         timing,
         dict(compiled.traces),
         stopped,

@@ -39,6 +39,7 @@ from dlcore.runs.run_dir import (
     config_changes,
     default_run_path,
 )
+from dlcore.runs.tensorboard import EventLog, flat_hparams, result_metrics
 
 
 def plot_curves(records: list[dict[str, Any]], path: pathlib.Path, title: str) -> None:
@@ -50,14 +51,20 @@ def plot_curves(records: list[dict[str, Any]], path: pathlib.Path, title: str) -
     plots.plot_curves(records, path, title)
 
 
-def validation_hook(cfg: ExperimentConfig, task: Task):
-    """What the loop does after each validation pass: feed the plateau schedule, if any."""
+def validation_hook(cfg: ExperimentConfig, task: Task, then=None):
+    """What the loop does after each validation pass: feed the plateau schedule, if any,
+    then call ``then`` (the caller's own ``(state, val) -> state``, e.g. a sweep's pruner)."""
     plateau = find_plateau(cfg.optimizer.schedule)
     if plateau is None:
-        return None
+        return then
     watched = plateau.metric or cfg.train.best_metric or task.default_metric
     observe = jax.jit(plateau_observe)
-    return lambda state, val: state.replace(opt_state=observe(state.opt_state, val[watched]))
+
+    def hook(state, val):
+        state = state.replace(opt_state=observe(state.opt_state, val[watched]))
+        return state if then is None else then(state, val)
+
+    return hook
 
 
 def run_experiment(
@@ -66,9 +73,16 @@ def run_experiment(
     source: str = "config",
     stop=NEVER_STOP,
     reporter: Reporter | None = None,
+    tensorboard: bool = True,
+    on_validation=None,
 ) -> dict[str, Any]:
     """Trains an experiment (built, or a config to build) in a new run directory and
     returns its summary. Config errors surface before the run directory exists.
+    ``on_validation`` (``(state, val metrics) -> state``) runs after every validation pass.
+
+    ``tensorboard`` writes TensorBoard event files beside ``metrics.jsonl``
+    (:mod:`dlcore.runs.tensorboard`); the choice belongs to this call (``dlcore run
+    --no-tensorboard``), not to the config: it changes no result.
 
     In a multi-process run (:mod:`dlcore.engine.distributed`) every process calls this;
     process 0 makes and writes the directory, the others wait for it and then train
@@ -85,7 +99,15 @@ def run_experiment(
     if not is_writer():
         barrier("dlcore: run directory made")
         run = FollowerRunDir(path)
-        return _train(experiment, run, resume=False, stop=stop, reporter=reporter, previous=None)
+        return _train(
+            experiment,
+            run,
+            resume=False,
+            stop=stop,
+            reporter=reporter,
+            previous=None,
+            on_validation=on_validation,
+        )
     run = RunDir.create(path)
     with RunLock(run.path):
         if run.config.exists():  # another process started a run here since `create` looked
@@ -94,7 +116,16 @@ def run_experiment(
         run.write_resolved(cfg.model_dump(mode="json"))
         run.write_dataset(experiment.data.fingerprint())
         barrier("dlcore: run directory made")
-        return _train(experiment, run, resume=False, stop=stop, reporter=reporter, previous=None)
+        _attach_events(run, tensorboard)
+        return _train(
+            experiment,
+            run,
+            resume=False,
+            stop=stop,
+            reporter=reporter,
+            previous=None,
+            on_validation=on_validation,
+        )
 
 
 def resume_experiment(
@@ -102,8 +133,14 @@ def resume_experiment(
     stop=NEVER_STOP,
     reporter: Reporter | None = None,
     devices: int | str | None = None,
+    tensorboard: bool = True,
+    on_validation=None,
 ) -> dict[str, Any]:
-    """Continues a stopped run from its latest committed checkpoint.
+    """Continues a stopped run from its latest committed checkpoint (``on_validation``:
+    as in :func:`run_experiment`).
+
+    ``tensorboard`` (``dlcore resume --no-tensorboard``: False) goes on writing the run's
+    TensorBoard events in a new file that purges the steps logged after the checkpoint.
 
     ``devices`` (N or ``"all"``; None: the config's ``train.devices``) may differ from the
     device count the run trained on: the checkpoint loads into this process's shardings,
@@ -148,7 +185,16 @@ def resume_experiment(
         if devices is not None:  # this process's device count is not an edit of the run
             resolved["train"]["devices"] = load_config(run.config).train.devices
         edits = _ConfigEdits(run, resolved, reporter)
-        summary = _train(experiment, run, resume=True, stop=stop, reporter=edits, previous=previous)
+        _attach_events(run, tensorboard)
+        summary = _train(
+            experiment,
+            run,
+            resume=True,
+            stop=stop,
+            reporter=edits,
+            previous=previous,
+            on_validation=on_validation,
+        )
         if step >= end:
             summary["nothing_to_train"] = {"step": step, "end": end}
         return summary
@@ -202,8 +248,24 @@ class _ConfigEdits:
             self.reporter.close()
 
 
-def _train(experiment: Experiment, run, *, resume, stop, reporter, previous) -> dict[str, Any]:
+def _attach_events(run: RunDir, tensorboard: bool) -> None:
+    """Sends ``run``'s metrics records to TensorBoard too (the writer only)."""
+    if tensorboard and run.writer:
+        run.events = EventLog(run.path, config_text=run.config.read_text())
+
+
+def _train(
+    experiment: Experiment, run, *, resume, stop, reporter, previous, on_validation=None
+) -> dict[str, Any]:
     """Trains (fresh or resumed) in ``run`` and writes its summary and curves."""
+    try:
+        return _train_and_finish(experiment, run, resume, stop, reporter, previous, on_validation)
+    finally:
+        if run.events is not None:  # what was logged is on disk, whatever ended the run
+            run.events.close()
+
+
+def _train_and_finish(experiment: Experiment, run, resume, stop, reporter, previous, on_validation):
     cfg = experiment.cfg
     result = fit(
         experiment.task,
@@ -214,7 +276,7 @@ def _train(experiment: Experiment, run, *, resume, stop, reporter, previous) -> 
         resume=resume,
         stop=stop,
         reporter=reporter,
-        on_validation=validation_hook(cfg, experiment.task),
+        on_validation=validation_hook(cfg, experiment.task, then=on_validation),
     )
     report = (previous or {}).get("report", {})
     if result.status == "completed":  # the task's own figures and PNGs
@@ -281,4 +343,11 @@ def _finish(
     run.write_summary(summary)
     if run.writer:
         plot_curves(run.read_metrics(), run.curves, title=cfg.name)
+    if run.events is not None and result.status == "completed":
+        run.events.images(sorted(run.path.glob("*.png")), summary["step"])
+        run.events.hparams(
+            flat_hparams(cfg.model_dump(mode="json", exclude={"sweep"})),
+            result_metrics(summary),
+            summary["step"],
+        )
     return summary

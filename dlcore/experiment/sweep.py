@@ -10,18 +10,14 @@ resumes an interrupted one, so a stopped sweep loses no work.
 
 import copy
 import pathlib
-import time
 from typing import Any
-
-import optax
 
 from dlcore.config.experiment import ExperimentConfig
 from dlcore.config.loading import ConfigError, load_raw, set_path, validate
-from dlcore.engine.loop import fit
-from dlcore.engine.population import fit_population, member_scale
+from dlcore.config.sweep_space import OPTUNA_METHODS
 from dlcore.engine.signals import NEVER_STOP
 from dlcore.experiment import build, resume_experiment, run_experiment
-from dlcore.optim import build_optimizer, find_plateau
+from dlcore.runs.errors import RunDirError
 from dlcore.runs.run_dir import RunDir, default_run_path, make_dirs, strict_json, write_atomic
 
 
@@ -37,6 +33,9 @@ def trial_configs(raw: dict, source: str) -> list[tuple[dict[str, Any], Experime
             source,
             [("sweep", "missing; `dlcore sweep` needs a [sweep] table with a [sweep.space]")],
         )
+    if base_cfg.sweep.method in OPTUNA_METHODS:  # dlcore.experiment.optuna_sweep runs them
+        problem = f"{base_cfg.sweep.method!r} picks each trial from the finished ones (no --vmap)"
+        raise ConfigError(source, [("sweep.method", problem)])
     trials = []
     for i, assignment in enumerate(base_cfg.sweep.assignments()):
         trial = copy.deepcopy(raw)
@@ -56,6 +55,7 @@ def run_sweep(
     sweep_dir: str | pathlib.Path | None = None,
     stop=NEVER_STOP,
     reporter_for=None,
+    tensorboard: bool = True,
 ) -> dict[str, Any]:
     """Runs (or continues) every trial; returns the ranked results (also in sweep.json).
 
@@ -65,22 +65,34 @@ def run_sweep(
       sweep_dir: where trials go (default ``runs/<name>-sweep-<time>``).
       stop: polled by each trial; a stop ends the sweep after checkpointing.
       reporter_for: ``(title) -> Reporter`` for each trial's progress.
+      tensorboard: write TensorBoard events in every trial's run directory.
     """
     raw, _ = load_raw(path, overrides)
+    sweep = validate(copy.deepcopy(raw), str(path)).sweep
+    if sweep is not None and sweep.method in OPTUNA_METHODS:
+        from dlcore.experiment.optuna_sweep import run_optuna_sweep  # imports optuna
+
+        return run_optuna_sweep(raw, str(path), sweep_dir, stop, reporter_for, tensorboard)
     trials = trial_configs(raw, str(path))
     # Every trial is built (and checked against its data) once, before any trains.
     built = [build(cfg, str(path)) for _, cfg in trials]
     base = trials[0][1]
     root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-sweep"))
+    if (root / "optuna.db").exists():  # its trial-NNN hold other assignments
+        raise RunDirError(f"{root}: holds an optuna sweep (optuna.db); pick another --sweep-dir")
     make_dirs(root, "sweep directory")  # an existing one is continued
     rows, status = [], "completed"
     for i, ((assignment, _), experiment) in enumerate(zip(trials, built, strict=True)):
         run = RunDir(root / f"trial-{i:03d}")
         reporter = reporter_for(f"trial {i + 1}/{len(trials)}") if reporter_for else None
         if run.config.exists():
-            summary = resume_experiment(run.path, stop=stop, reporter=reporter)
+            summary = resume_experiment(
+                run.path, stop=stop, reporter=reporter, tensorboard=tensorboard
+            )
         else:
-            summary = run_experiment(experiment, run.path, stop=stop, reporter=reporter)
+            summary = run_experiment(
+                experiment, run.path, stop=stop, reporter=reporter, tensorboard=tensorboard
+            )
         rows.append(
             {
                 "trial": i,
@@ -113,96 +125,5 @@ def run_sweep(
     return result
 
 
-VMAP_FIELDS = ("seed", "optimizer.learning_rate")
-
-
-def run_population_sweep(
-    path: str | pathlib.Path,
-    overrides: list[str] = (),
-    sweep_dir: str | pathlib.Path | None = None,
-    compare: bool = False,
-) -> dict[str, Any]:
-    """Trains every trial of a seeds/learning-rates sweep at once with ``vmap``.
-
-    With ``compare``, the same trials are then trained one after another in this process
-    and both wall times are reported, so the speed-up is measured in one run.
-
-    Raises:
-      ConfigError: if the space varies anything but seed and learning rate, or the config
-        uses a feature population training does not support.
-    """
-    raw, _ = load_raw(path, overrides)
-    source = str(path)
-    trials = trial_configs(raw, source)
-    base = trials[0][1]
-    others = [k for k in base.sweep.space if k not in VMAP_FIELDS]
-    if others:
-        raise ConfigError(
-            source,
-            [
-                (
-                    "sweep.space",
-                    f"--vmap trains many {' and '.join(VMAP_FIELDS)}"
-                    f" values at once; {others[0]!r} changes the "
-                    "program (run it without --vmap)",
-                )
-            ],
-        )
-    if base.train.early_stopping_patience is not None:
-        raise ConfigError(
-            source,
-            [
-                (
-                    "train.early_stopping_patience",
-                    "not supported with --vmap (members stop together)",
-                )
-            ],
-        )
-    if find_plateau(base.optimizer.schedule) is not None:
-        raise ConfigError(source, [("optimizer.schedule", "plateau is not supported with --vmap")])
-    seeds = [cfg.seed for _, cfg in trials]
-    rates = [cfg.optimizer.learning_rate for _, cfg in trials]
-
-    def unit_rate_chain(section):  # each member's rate comes in through member_scale
-        unit = section.model_copy(update={"learning_rate": 1.0})
-        return optax.chain(build_optimizer(unit), member_scale())
-
-    # The members are spread over the devices: build checks that they divide, not the batch.
-    experiment = build(base, source, make_optimizer=unit_rate_chain, members=len(trials))
-    task = experiment.task
-    # Made before training, so a directory that cannot be made costs no training.
-    root = pathlib.Path(sweep_dir or default_run_path(f"{raw['name']}-vmap"))
-    make_dirs(root, "sweep directory")
-    population = fit_population(task, experiment.data, base.train, seeds, rates)
-    metric = base.train.best_metric or task.default_metric
-    maximize = task.metric_modes[metric] == "max"
-    rows = [
-        {"trial": i, "assignment": a, "status": "completed", **m}
-        for i, ((a, _), m) in enumerate(zip(trials, population.members, strict=True))
-    ]
-    result = {
-        "status": "completed",
-        "method": f"{base.sweep.method} (vmap)",
-        "metric": metric,
-        "maximize": maximize,
-        "trials": sorted(rows, key=lambda r: r["best"]["value"], reverse=maximize),
-        "total_trials": len(trials),
-        "timing": {"vmap": population.timing},
-        "traces": population.traces,
-    }
-    if compare:
-        t0 = time.perf_counter()
-        sequential = []
-        for _, cfg in trials:
-            trial = build(cfg, source)
-            sequential.append(fit(trial.task, trial.data, cfg.train, cfg.seed))
-        seq_wall = time.perf_counter() - t0
-        seq_train = sum(r.timing["train_s"] for r in sequential)
-        result["timing"]["sequential"] = {"wall_s": seq_wall, "train_s": seq_train}
-        result["timing"]["speedup_wall"] = seq_wall / population.timing["wall_s"]
-        result["timing"]["speedup_train"] = seq_train / population.timing["train_s"]
-        for row, r in zip(rows, sequential, strict=True):
-            row["sequential_val"] = r.final["val"]
-    result["sweep_dir"] = str(root)
-    write_atomic(root / "sweep.json", strict_json(result, indent=2) + "\n")
-    return result
+# `--vmap` lives in its own module; imported here so `dlcore.experiment.sweep` offers both.
+from dlcore.experiment.population_sweep import run_population_sweep  # noqa: E402, F401

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from dlcore.checks import check_choice, check_probability
+from dlcore.traced import is_traced, statically_zero
 
 DropoutMode = Literal["inverted", "classic"]
 DROPOUT_MODES = ("inverted", "classic")
@@ -40,10 +41,11 @@ def dropout(
       >>> set(y.tolist()) <= {0.0, 2.0}
       True
     """
-    check_probability(rate, "dropout rate")
+    if not is_traced(rate):  # a population member's traced rate was checked as config
+        check_probability(rate, "dropout rate")
     check_choice(mode, DROPOUT_MODES, "dropout mode")
     keep = 1.0 - rate
-    if not train or rate == 0.0:
+    if not train or statically_zero(rate):
         return x * keep if mode == "classic" else x
     mask = jax.random.bernoulli(key, keep, x.shape)
     kept = jnp.where(mask, x, jnp.zeros_like(x))
@@ -69,7 +71,7 @@ class Dropout(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        key = self.make_rng("dropout") if train and self.rate > 0 else None
+        key = self.make_rng("dropout") if train and not statically_zero(self.rate) else None
         return dropout(key, x, self.rate, train=train, mode=self.mode)
 
 

@@ -9,6 +9,7 @@ from dlcore.losses.classification import (
     zero_one_loss,
 )
 from dlcore.losses.metric_learning import contrastive_loss, cosine_embedding_loss, triplet_loss
+from dlcore.losses.multilabel import multilabel_sigmoid_loss, multilabel_sparsemax_loss
 from dlcore.losses.multitask import MultiTaskLoss
 from dlcore.losses.reduce import (
     ELEMENT_REDUCTIONS,
@@ -46,6 +47,8 @@ __all__ = [
     "mean_bias_error",
     "mean_squared_error",
     "multiclass_hinge",
+    "multilabel_sigmoid_loss",
+    "multilabel_sparsemax_loss",
     "reduce_elements",
     "reduce_loss",
     "smooth_l1_loss",

@@ -137,12 +137,14 @@ def binary_hinge(
 
 @jax.custom_jvp
 def _sparsemax_loss(z_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
-    # Shift invariance (tau moves with z and the support sums to 1) lets us use max-shifted
-    # scores, whose support entries lie in (-1, 0]: no 1e8-sized squares cancel.
+    # Shift invariance (tau moves with z, and both the support's excess and the target sum
+    # to 1) lets us use max-shifted scores, whose support entries lie in (-1, 0]: no
+    # 1e8-sized squares cancel. The last term is 1/2 ||q||^2 (1/2 for a one-hot target).
     z_shift, tau_shift, _ = shifted_threshold(z_BxK)
     on_support = z_shift > tau_shift
     half_gap = 0.5 * jnp.where(on_support, z_shift * z_shift - tau_shift * tau_shift, 0.0)
-    return -jnp.sum(z_shift * y_BxK, axis=-1) + jnp.sum(half_gap, axis=-1) + 0.5
+    half_norm = 0.5 * jnp.sum(y_BxK * y_BxK, axis=-1)
+    return -jnp.sum(z_shift * y_BxK, axis=-1) + jnp.sum(half_gap, axis=-1) + half_norm
 
 
 @_sparsemax_loss.defjvp
@@ -150,8 +152,11 @@ def _sparsemax_loss_jvp(primals, tangents):
     (z_BxK, y_BxK), (z_dot, y_dot) = primals, tangents
     z_shift, tau_shift, _ = shifted_threshold(z_BxK)
     p_BxK = jnp.maximum(z_shift - tau_shift, 0.0)
-    # dL/dz = sparsemax(z) - y (Martins & Astudillo, Prop. 3); dL/dy = -(z - max z).
-    tangent = jnp.sum((p_BxK - y_BxK) * z_dot, axis=-1) - jnp.sum(z_shift * y_dot, axis=-1)
+    # dL/dz = sparsemax(z) - y (Martins & Astudillo, Prop. 3); dL/dy = y - (z - max z), the
+    # max shift dropping out along targets that stay on the simplex.
+    tangent = jnp.sum((p_BxK - y_BxK) * z_dot, axis=-1) + jnp.sum(
+        (y_BxK - z_shift) * y_dot, axis=-1
+    )
     return _sparsemax_loss(z_BxK, y_BxK), tangent
 
 
@@ -161,11 +166,14 @@ def sparsemax_loss(logits_BxK: jax.Array, labels: jax.Array) -> jax.Array:
     L(z, y) = -z_y + 1/2 sum_{j in S(z)} (z_j^2 - tau(z)^2) + 1/2,
     dL/dz = sparsemax(z) - e_y.
 
-    It is >= 0, and zero exactly when sparsemax(z) = e_y.
+    It is >= 0, and zero exactly when sparsemax(z) = e_y. A target distribution q on the
+    simplex (soft labels; a label set's q = 1_Y / |Y|, see
+    :func:`dlcore.losses.multilabel_sparsemax_loss`) replaces e_y:
+    L(z, q) = -z.q + 1/2 sum_{j in S(z)} (z_j^2 - tau(z)^2) + 1/2 ||q||^2.
 
     Args:
       logits_BxK: scores, ``[B, K]``.
-      labels: integer class ids ``[B]`` or one-hot targets ``[B, K]``.
+      labels: integer class ids ``[B]``, or one-hot or target distributions ``[B, K]``.
 
     Example:
       >>> sparsemax_loss(jnp.array([[3.0, 0.0]]), jnp.array([0]))

@@ -13,6 +13,7 @@ from dlcore.models.dcgan import (
 from dlcore.models.lenet import LeNet5, LeNet5Config
 from dlcore.models.mlp import MLP, LinearConfig, MLPConfig
 from dlcore.models.multihead import MultiHeadMLP, MultiHeadMLPConfig
+from dlcore.models.multitower import MultiTowerMLP, MultiTowerMLPConfig
 from dlcore.models.pixelcnn import PixelCNN, PixelCNNConfig
 from dlcore.models.rnn import RNNConfig, SequenceModel
 
@@ -28,6 +29,8 @@ __all__ = [
     "MLPConfig",
     "MultiHeadMLP",
     "MultiHeadMLPConfig",
+    "MultiTowerMLP",
+    "MultiTowerMLPConfig",
     "PixelCNN",
     "PixelCNNConfig",
     "RNNConfig",

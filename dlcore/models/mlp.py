@@ -15,6 +15,7 @@ from dlcore.data.needs import Need
 from dlcore.initializers import INITIALIZERS, get_initializer
 from dlcore.layers import DropConnectDense, Dropout, GaussianWeightNoiseDense, Maxout, PReLU
 from dlcore.layers.dropout import DROPOUT_MODES
+from dlcore.traced import statically_zero
 
 # Activations that are modules with parameters rather than plain functions.
 MODULE_ACTIVATIONS = ("prelu", "maxout")
@@ -89,7 +90,7 @@ class MLP(nn.Module):
         h_BxD = x.reshape(x.shape[0], -1)
         for width in self.widths:
             h_BxD = self._hidden(width, inits, train, h_BxD)
-            if self.dropout > 0:
+            if not statically_zero(self.dropout):  # a traced rate may be a member's 0
                 h_BxD = Dropout(self.dropout, self.dropout_mode)(h_BxD, train=train)
         return nn.Dense(self.out_features, **inits)(h_BxD)
 

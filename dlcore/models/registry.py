@@ -16,6 +16,7 @@ from dlcore.models.googlenet import GoogLeNetConfig
 from dlcore.models.lenet import LeNet5Config
 from dlcore.models.mlp import LinearConfig, MLPConfig
 from dlcore.models.multihead import MultiHeadMLPConfig
+from dlcore.models.multitower import MultiTowerMLPConfig
 from dlcore.models.pixelcnn import PixelCNNConfig
 from dlcore.models.resnet import ResNetConfig
 from dlcore.models.rnn import RNNConfig
@@ -37,6 +38,9 @@ MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(MLPConfig, "multi-layer perceptron (dropout, batch norm)"),
     "linear": ModelEntry(LinearConfig, "one dense layer (logistic regression, SVM)"),
     "multihead_mlp": ModelEntry(MultiHeadMLPConfig, "shared trunk, one head per target"),
+    "multitower_mlp": ModelEntry(
+        MultiTowerMLPConfig, "one tower per target, soft sharing by a distance penalty"
+    ),
     "lenet5": ModelEntry(LeNet5Config, "LeNet-5 CNN for square grey images (conv, max-pool)"),
     "rnn": ModelEntry(RNNConfig, "recurrent stack (RNN/LSTM/GRU) with a dense head"),
     "text_cnn": ModelEntry(TextCNNConfig, "1-D CNN over token embeddings, max over time"),

@@ -64,8 +64,9 @@ class SequenceModel(nn.Module):
       vocab_size: number of input token ids (token inputs only).
       input_mode: "embedding", "one_hot" or "real".
       embed_dim: embedding width.
-      cell, features, num_layers, bidirectional, merge, dropout, recurrent_dropout, variational,
-        cell_kwargs, impl, unroll, remat: passed to :class:`dlcore.recurrent.StackedRNN`.
+      cell, features, num_layers, bidirectional, merge, dropout, recurrent_dropout: passed
+        to :class:`dlcore.recurrent.StackedRNN`, as are variational, cell_kwargs, impl,
+        unroll and remat.
       readout: "last", "mean" or "all" (see above).
       output_dropout: dropout on the stack's outputs before the head.
 

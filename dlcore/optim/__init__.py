@@ -5,6 +5,7 @@ from dlcore.optim.accumulators import (
     dampened_trace,
     scale_by_rss_eps_outside,
 )
+from dlcore.optim.constraints import max_norm, max_norm_project
 from dlcore.optim.decay import check_decay_patterns, coupled_weight_decay, decay_mask
 from dlcore.optim.freezing import check_freeze_patterns, freeze, freeze_labels, param_paths
 from dlcore.optim.plateau import PlateauState, plateau_observe, plateau_scale, scale_by_plateau
@@ -36,6 +37,7 @@ from dlcore.optim.schedules import (
     ConstantSchedule,
     CosineSchedule,
     ExponentialSchedule,
+    InverseTimeSchedule,
     PlateauSchedule,
     ScheduleConfig,
     ScheduleEntry,
@@ -56,6 +58,7 @@ __all__ = [
     "CosineSchedule",
     "DampenedTraceState",
     "ExponentialSchedule",
+    "InverseTimeSchedule",
     "MomentumConfig",
     "NesterovConfig",
     "OptimizerEntry",
@@ -83,6 +86,8 @@ __all__ = [
     "find_plateau",
     "freeze",
     "freeze_labels",
+    "max_norm",
+    "max_norm_project",
     "momentum",
     "nesterov",
     "param_paths",

@@ -26,6 +26,7 @@ import optax
 
 from dlcore.optim.freezing import check_freeze_patterns, path_matches
 from dlcore.regularizers import weight_mask
+from dlcore.traced import is_traced
 
 Mask = Callable[[Any], Any]  # params -> tree of bools like params
 
@@ -73,7 +74,7 @@ def coupled_weight_decay(rate: float, mask: Mask | None = None) -> optax.Gradien
     Raises:
       ValueError: for a negative rate.
     """
-    if rate < 0.0:
+    if not is_traced(rate) and rate < 0.0:  # a traced rate was checked as config
         raise ValueError(f"coupled_weight_decay must be >= 0; got {rate}")
     return optax.add_decayed_weights(rate, mask=weight_mask if mask is None else mask)
 

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlcore.traced import is_traced
+
 
 class PlateauState(NamedTuple):
     """The plateau factor and its bookkeeping; float32/int32 scalars.
@@ -63,11 +65,12 @@ def scale_by_plateau(
     """
     if mode not in ("max", "min"):
         raise ValueError(f"plateau mode must be 'max' or 'min'; got {mode!r}")
-    if not factor > 1.0:
+    # A population member's traced values were checked as config.
+    if not is_traced(factor) and not factor > 1.0:
         raise ValueError(f"plateau factor must be > 1 (the rate is divided by it); got {factor}")
-    if patience < 1:
+    if not is_traced(patience) and patience < 1:
         raise ValueError(f"plateau patience must be >= 1; got {patience}")
-    if min_delta < 0.0:
+    if not is_traced(min_delta) and min_delta < 0.0:
         raise ValueError(f"plateau min_delta must be >= 0; got {min_delta}")
 
     def init_fn(params):

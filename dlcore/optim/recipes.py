@@ -39,10 +39,12 @@ from pydantic import Field, PositiveFloat, model_validator
 
 from dlcore.config.section import Section
 from dlcore.optim.accumulators import dampened_trace, scale_by_rss_eps_outside
+from dlcore.optim.constraints import max_norm
 from dlcore.optim.decay import check_decay_on_init, coupled_weight_decay, decay_mask
 from dlcore.optim.freezing import freeze
 from dlcore.optim.plateau import scale_by_plateau
 from dlcore.optim.schedules import ConstantSchedule, ScheduleConfig, build_schedule, find_plateau
+from dlcore.traced import statically_zero
 
 Rate = float | optax.Schedule
 Factor = optax.GradientTransformation | None  # applied right after the rate (plateau)
@@ -73,6 +75,9 @@ class _Optimizer(Section):
         (), description="globs of the parameters that decay (default: no bias or norm leaf)"
     )
     decay_exclude: tuple[Glob, ...] = Field((), description="globs of parameters that never decay")
+    max_norm: PositiveFloat | None = Field(
+        None, description="after each update, project each unit's incoming weights to norm <= c"
+    )
 
     def decays(self) -> bool:
         """Whether some weight decay is on (the decay globs mask it)."""
@@ -261,7 +266,7 @@ def rmsprop(
         scale(decay=decay, eps=eps, initial_scale=0.0, eps_in_sqrt=eps_in_sqrt),
         descend(learning_rate, lr_factor),
     ]
-    if momentum:  # no trace at all by default: the state stays as it was
+    if not statically_zero(momentum):  # no trace at all by default: the state stays as it was
         parts.append(optax.trace(decay=momentum))
     return optax.chain(*parts)
 
@@ -363,7 +368,7 @@ def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     """The optax chain for a validated optimizer section.
 
     ``[clip_value] -> [clip_norm] -> [coupled weight decay] -> update rule with the
-    scheduled rate [and plateau factor]``, wrapped so that ``freeze`` patterns (and whatever
+    scheduled rate [and plateau factor] -> [max-norm projection]``, wrapped so that ``freeze`` patterns (and whatever
     ``train_only`` patterns do not match) get zero updates and no state; ``init`` checks
     that every freeze, train-only and decay glob matches some parameter.
 
@@ -382,10 +387,10 @@ def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     rate = build_schedule(cfg.schedule, cfg.learning_rate)
     rule = OPTIMIZERS[cfg.name].build(cfg, rate, lr_factor)
     parts = clipping(cfg.clip_norm, cfg.clip_value)
-    if cfg.coupled_weight_decay > 0.0:  # after clipping, as in PyTorch (clip, then step)
+    if not statically_zero(cfg.coupled_weight_decay):  # after clipping, as PyTorch does
         mask = decay_mask(cfg.decay_include, cfg.decay_exclude)
         parts.append(coupled_weight_decay(cfg.coupled_weight_decay, mask))
-    chain = optax.chain(*parts, rule)
+    chain = optax.chain(*parts, rule, *([max_norm(cfg.max_norm)] if cfg.max_norm else []))
     return check_decay_on_init(
         freeze(chain, cfg.freeze, cfg.train_only), cfg.decay_include, cfg.decay_exclude
     )

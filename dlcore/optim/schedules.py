@@ -7,6 +7,8 @@ rate; ``lr`` below is the section's ``learning_rate``. ``factor`` always means *
 - ``step``: ``lr / factor ** floor(t / every)``.
 - ``exponential``: ``lr * decay_rate ** (t / transition_steps)`` (``floor`` of the exponent
   when ``staircase``).
+- ``inverse_time``: ``lr / (1 + decay * t)`` (Keras 1's SGD ``decay``; ``t`` counts updates
+  from 0, so the first update uses ``lr`` itself).
 - ``cosine``: ``lr * (alpha + (1 - alpha) * (1 + cos(pi * min(t, T) / T)) / 2)`` with
   ``T = decay_steps``.
 - ``warmup``: ``lr * (start + (1 - start) * t / warmup_steps)`` for ``t < warmup_steps``, then
@@ -58,6 +60,13 @@ class ExponentialSchedule(Section):
     staircase: bool = Field(False, description="decay in whole steps of transition_steps")
 
 
+class InverseTimeSchedule(Section):
+    """Inverse-time decay, ``lr / (1 + decay * t)``: Keras 1's ``SGD(decay=...)``."""
+
+    name: Literal["inverse_time"] = "inverse_time"
+    decay: float = Field(gt=0.0, description="lr_t = lr / (1 + decay * t), t = updates so far")
+
+
 class CosineSchedule(Section):
     """Cosine decay from ``lr`` to ``alpha * lr`` over ``decay_steps``, then flat."""
 
@@ -107,6 +116,13 @@ def _exponential(cfg: ExponentialSchedule, lr: float) -> optax.Schedule:
     )
 
 
+def _inverse_time(cfg: InverseTimeSchedule, lr: float) -> optax.Schedule:
+    def schedule(count):
+        return lr / (1.0 + cfg.decay * count)
+
+    return schedule
+
+
 def _cosine(cfg: CosineSchedule, lr: float) -> optax.Schedule:
     return optax.cosine_decay_schedule(lr, cfg.decay_steps, alpha=cfg.alpha)
 
@@ -116,6 +132,7 @@ AFTER_WARMUP: dict[str, ScheduleEntry] = {
     "constant": ScheduleEntry(ConstantSchedule, _constant),
     "step": ScheduleEntry(StepSchedule, _step),
     "exponential": ScheduleEntry(ExponentialSchedule, _exponential),
+    "inverse_time": ScheduleEntry(InverseTimeSchedule, _inverse_time),
     "cosine": ScheduleEntry(CosineSchedule, _cosine),
     "plateau": ScheduleEntry(PlateauSchedule, _constant),  # the plateau factor is state
 }

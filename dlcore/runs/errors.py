@@ -7,6 +7,8 @@
 3    training halted: non-finite loss, gradients or parameters (nothing non-finite is
      ever committed; the last good checkpoint is named)
 4    I/O error writing the run directory (disk full, permissions)
+5    ``dlcore check --overfit N``: the model did not drive the loss to ~0 on N examples
+     (:mod:`dlcore.experiment.overfit`)
 130  stopped by SIGINT, 143 stopped by SIGTERM (a checkpoint was committed first)
 
 and the one way a run reports something odd it goes on despite: :func:`warn`.
@@ -34,3 +36,4 @@ class RunIOError(OSError):
 
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_IO = 0, 1, 2, 3, 4
+EXIT_NOT_FITTED = 5

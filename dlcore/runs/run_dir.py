@@ -11,6 +11,9 @@
 <run>/checkpoints/latest, <run>/checkpoints/best   orbax checkpoints
 <run>/summary.json          status, final metrics, best validation, timings
 <run>/curves.png            loss and metric curves
+<run>/events.out.tfevents.* TensorBoard events: the metrics, PNGs, config and
+                            hyper-parameters (``dlcore.runs.tensorboard``; not with
+                            ``--no-tensorboard``)
 <run>/snapshots/            per-epoch pictures of tasks that draw them (a GAN's samples)
 <run>/.lock                 present while a process writes the run (``dlcore.runs.lock``)
 
@@ -162,9 +165,13 @@ class RunDir:
 
     Attributes:
       writer: whether this process writes the run's files (see :class:`FollowerRunDir`).
+      events: where metrics records also go, or None: a
+        :class:`dlcore.runs.tensorboard.EventLog` (``scalars``, ``truncate``, ``flush``)
+        that ``dlcore run`` attaches unless ``--no-tensorboard``.
     """
 
     writer = True
+    events = None
 
     def __init__(self, path: str | pathlib.Path):
         self.path = pathlib.Path(path)
@@ -234,12 +241,16 @@ class RunDir:
             f.flush()
             if durable:
                 os.fsync(f.fileno())
+        if self.events is not None:
+            self.events.scalars(records)
 
     def sync_metrics(self) -> None:
         """Makes every appended record durable (see :meth:`append_metrics`)."""
         if self.metrics.exists():
             with self.metrics.open("a") as f:
                 os.fsync(f.fileno())
+        if self.events is not None:
+            self.events.flush()
 
     def scan_metrics(self) -> tuple[list[dict[str, Any]], list[int]]:
         """Every readable record, and the numbers (from 1) of the lines that are not.
@@ -281,6 +292,8 @@ class RunDir:
             warn(f"{self.metrics}: skipped {len(bad)} unreadable line{s} (line{s} {numbers})")
         kept = [r for r in records if r["step"] <= last_step]
         write_atomic(self.metrics, "".join(strict_json(r) + "\n" for r in kept))
+        if self.events is not None:
+            self.events.truncate(last_step)
         return bad
 
     def write_dataset(self, fingerprint: dict[str, Any]) -> None:

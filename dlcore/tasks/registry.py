@@ -12,6 +12,7 @@ from dlcore.tasks.context import TaskSection
 from dlcore.tasks.dbn import DBNConfig
 from dlcore.tasks.embedding import EmbeddingConfig
 from dlcore.tasks.gan import GANConfig
+from dlcore.tasks.multilabel import MultilabelConfig
 from dlcore.tasks.multitask import MultitaskConfig
 from dlcore.tasks.perceptron import PerceptronConfig
 from dlcore.tasks.pixelcnn import PixelCNNConfig
@@ -26,6 +27,7 @@ from dlcore.tasks.supervised import (
     RegressionConfig,
 )
 from dlcore.tasks.tbptt import TruncatedBPTTConfig
+from dlcore.tasks.universal_approximation import UniversalApproximationConfig
 from dlcore.tasks.vae import VAEConfig
 from dlcore.tasks.word2vec import Word2VecConfig
 
@@ -44,6 +46,7 @@ TASKS: dict[str, TaskEntry] = {
     ),
     "regression": TaskEntry(RegressionConfig, "real targets (squared error...)"),
     "multitask": TaskEntry(MultitaskConfig, "several classification targets, one head each"),
+    "multilabel": TaskEntry(MultilabelConfig, "label sets: sparsemax or sigmoid loss, F1"),
     "embedding": TaskEntry(EmbeddingConfig, "metric learning, contrastive or triplet loss"),
     "perceptron": TaskEntry(PerceptronConfig, "online perceptron; its rule is the update"),
     "autoencoder": TaskEntry(AutoencoderConfig, "reconstruct x through a narrow code (no labels)"),
@@ -64,4 +67,7 @@ TASKS: dict[str, TaskEntry] = {
     "dbn": TaskEntry(DBNConfig, "deep belief net: RBMs stacked and trained greedily"),
     "vae": TaskEntry(VAEConfig, "variational autoencoder: ELBO, KL warm-up, IWAE likelihood"),
     "pixelcnn": TaskEntry(PixelCNNConfig, "autoregressive binary images: exact NLL, bits/dim"),
+    "universal_approximation": TaskEntry(
+        UniversalApproximationConfig, "1-D fits by one hidden layer of growing widths, side by side"
+    ),
 }

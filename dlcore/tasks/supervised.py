@@ -30,7 +30,7 @@ from dlcore.losses import (
     zero_one_loss,
 )
 from dlcore.losses.classification import CLASS_REDUCTIONS
-from dlcore.regularizers import PenaltySection
+from dlcore.regularizers import PenaltySection, check_penalty
 from dlcore.tasks.base import apply_model, init_state
 from dlcore.tasks.context import BuildContext, TaskSection
 
@@ -77,7 +77,9 @@ class SupervisedTask(TaskDefaults):
     augment: Augment = identity
 
     def init(self, rng: jax.Array, batch: Batch) -> TrainState:
-        return init_state(self.model, self.optimizer, rng, batch["x"])
+        state = init_state(self.model, self.optimizer, rng, batch["x"])
+        check_penalty(self.penalty, state.params)  # per-layer globs that match no weight
+        return state
 
     def _forward(self, state: TrainState, params, x: jax.Array, train: bool):
         key = state.step_key("dropout") if train else None
