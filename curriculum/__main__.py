@@ -55,11 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     old = table.load_rows(args.results)
     status = 0
     if args.reread:
-        done = {r["experiment"]: r for r in old if r.get("exit") == 0}  # trained to the end
+        done = {r["experiment"]: r for r in old if "exit" in r}  # its process ran
+        runs = args.runs.resolve()
         new = [
-            runner.read_value(e, done[e.name], args.runs.resolve() / e.name)
+            runner.read_value(e, done[e.name], runs / e.name)
             for e in entries
-            if e.name in done
+            if e.name in done and runner.completed(runs / e.name)
         ]
         old = table.merge(old, new, plan)
         table.save_rows(old, args.results)

@@ -74,7 +74,8 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _completed(entry_dir: pathlib.Path) -> bool:
+def completed(entry_dir: pathlib.Path) -> bool:
+    """Whether ``entry_dir`` holds a run or sweep whose output says ``completed``."""
     for name in set(OUTPUT.values()):
         path = entry_dir / name
         if path.exists():
@@ -100,7 +101,7 @@ def run_entry(entry: Entry, runs: pathlib.Path, timeout_s: float, commit: str) -
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
         "status": "ok",
     }
-    missing = [n for n in entry.needs if not _completed(runs / n)]
+    missing = [n for n in entry.needs if not completed(runs / n)]
     if missing:
         row["status"] = f"not run: needs a completed {runs / missing[0]}"
         return row
@@ -135,12 +136,12 @@ def run_entry(entry: Entry, runs: pathlib.Path, timeout_s: float, commit: str) -
     row["exit"] = code
     if code is None:
         row["status"] = f"failed: timeout after {timeout_s:.0f} s"
-        return row
-    if code != 0:
+    elif code != 0:
         lines = log.read_text(errors="replace").strip().splitlines() or [""]
         row["status"] = f"failed: exit {code}: {lines[-1][:200]}"
-        return row
-    return read_value(entry, row, out)
+    # A run killed after it wrote a completed summary (a timeout while exiting) still
+    # measured its value; the row keeps the failure in its status.
+    return read_value(entry, row, out) if code == 0 or completed(out) else row
 
 
 def read_value(entry: Entry, row: dict, out: pathlib.Path) -> dict:
@@ -149,7 +150,9 @@ def read_value(entry: Entry, row: dict, out: pathlib.Path) -> dict:
     Also used on its own (``--reread``) after a metric path in the curriculum file changed,
     so fixing the path costs no training.
     """
-    row = {**row, "metric": entry.label or entry.metric, "value": None, "status": "ok"}
+    prior = row["status"].removeprefix("completed, then ")
+    done = "ok" if row.get("exit") == 0 else f"completed, then {prior}"
+    row = {**row, "metric": entry.label or entry.metric, "value": None, "status": done}
     try:
         document = json.loads((out / OUTPUT[entry.command]).read_text())
         value = lookup(document, entry.metric)

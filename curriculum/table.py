@@ -109,7 +109,7 @@ def markdown(rows: list[dict]) -> str:
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     wall = sum(r.get("wall_s") or 0.0 for r in rows)
     cpu = sum(r.get("cpu_s") or 0.0 for r in rows)
-    failed = [r["experiment"] for r in rows if r["status"] != "ok"]
+    failed = [r["experiment"] for r in rows if r["value"] is None]
     summary = (
         f"{len(rows)} experiments, {wall / 60:.1f} minutes of wall time and {cpu / 60:.1f}"
         f" CPU-minutes in all (sums of the rows); {len(failed)} not completed"

@@ -182,7 +182,8 @@ class LayerPenalty:
         exclude: Sequence[str] = DEFAULT_EXCLUDE,
     ):
         check_choice(name, REGULARIZERS, "regularizer")
-        if min([default, *strengths.values()]) < 0:
+        concrete = [v for v in (default, *strengths.values()) if not is_traced(v)]
+        if concrete and min(concrete) < 0:  # traced ones (a population's) were checked as config
             raise ValueError(f"penalty strengths must be >= 0; got {dict(strengths)}, {default}")
         self.name, self.strengths, self.default = name, dict(strengths), default
         self.beta, self.exclude = beta, tuple(exclude)
@@ -203,7 +204,9 @@ class LayerPenalty:
 
         def term(path, w, keep):
             lam = self.strength(_path(path)) if keep else 0.0
-            return lam * jnp.sum(self._elementwise(w)) if lam else jnp.zeros((), w.dtype)
+            if statically_zero(lam):  # a traced lambda takes the general path
+                return jnp.zeros((), w.dtype)
+            return lam * jnp.sum(self._elementwise(w))
 
         terms = jax.tree_util.tree_map_with_path(term, params, mask)
         return sum(jax.tree.leaves(terms), jnp.zeros(()))

@@ -111,7 +111,7 @@ def test_one_shrunk_experiment_through_the_runner(tmp_path):
         "perceptron_blobs", "perceptron", "final.test.accuracy", shrink=("train.epochs=1",)
     )
     needy = plans.Entry("perceptron_xor", "perceptron", "final.test.accuracy", needs=("nothing",))
-    rows = runner.run_all([entry, needy], tmp_path / "runs", timeout_s=120)
+    rows = runner.run_all([entry, needy], tmp_path / "runs", timeout_s=900)  # a hang guard only
     assert rows[0]["status"] == "ok", (tmp_path / "runs" / "perceptron_blobs.log").read_text()
     assert 0.5 <= rows[0]["value"] <= 1.0 and rows[0]["wall_s"] > 0
     summary = json.loads((tmp_path / "runs" / "perceptron_blobs" / "summary.json").read_text())
@@ -122,3 +122,20 @@ def test_one_shrunk_experiment_through_the_runner(tmp_path):
 def test_cli_rejects_unknown_only_names(capsys):
     assert main(["--only", "no_such_experiment", "--no-readme"]) == 2
     assert "unknown experiment 'no_such_experiment'" in capsys.readouterr().err
+
+
+def test_a_run_killed_after_its_summary_keeps_its_value_and_the_failure(tmp_path):
+    (tmp_path / "summary.json").write_text(
+        '{"status": "completed", "final": {"test": {"mse": 0.5}}}'
+    )
+    entry = plans.Entry("e", "RNNs", "final.test.mse")
+    killed = {"exit": None, "status": "failed: timeout after 600 s"}
+    row = runner.read_value(entry, killed, tmp_path)
+    assert (row["value"], row["status"]) == (0.5, "completed, then failed: timeout after 600 s")
+    assert runner.read_value(entry, row, tmp_path)["status"] == row["status"]  # read again
+    ok = {"exit": 0, "status": "ok"}
+    missing = runner.read_value(plans.Entry("e", "RNNs", "final.val.mse"), ok, tmp_path)
+    assert (missing["value"], missing["status"]) == (
+        None,
+        "failed: no final.val.mse in summary.json",
+    )

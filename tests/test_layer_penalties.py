@@ -81,3 +81,14 @@ def test_penalty_layers_need_a_penalty_and_built_strengths_follow_the_globs():
         validate(raw, "p.toml")
     task = build(validate(raw_config({"Dense_0": 0.25, "Dense_2": 0.0}), "p.toml")).task
     assert [task.penalty.strength(f"Dense_{i}/kernel") for i in range(3)] == [0.25, 1e-3, 0.0]
+
+
+def test_traced_strengths_give_each_member_its_own_penalty(params):
+    # populations (dlcore sweep --vmap) build the penalty with traced strengths, zero included
+    p32 = jax.tree.map(np.float32, params)
+
+    def penalty(lam):
+        return LayerPenalty("l2", {"Dense_0": lam, "Dense_2": 0.0}, DEFAULT)(p32)
+
+    lams = np.array([0.0, 0.3], np.float32)
+    np.testing.assert_allclose(jax.vmap(penalty)(lams), [penalty(0.0), penalty(0.3)], rtol=1e-6)

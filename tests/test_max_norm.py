@@ -100,3 +100,18 @@ def test_max_norm_config_and_call_errors():
         tx.update({"w": np.ones((2, 2))}, tx.init(None))
     with pytest.raises(ValueError, match="max_norm must be > 0; got -1"):
         max_norm(-1)
+
+
+def test_a_traced_bound_gives_each_member_its_own_projection(params):
+    # populations (dlcore sweep --vmap) build the transform with a traced c
+    kernel = {"Dense_0": {"kernel": params["Dense_0"]["kernel"].astype(np.float32)}}
+    updates = jax.tree.map(np.ones_like, kernel)
+
+    def project(c):
+        tx = max_norm(c)
+        return tx.update(updates, tx.init(kernel), kernel)[0]["Dense_0"]["kernel"]
+
+    cs = np.array([0.5, 2.0], np.float32)
+    batched = jax.vmap(project)(cs)
+    for i, c in enumerate(cs):
+        np.testing.assert_allclose(batched[i], project(float(c)), rtol=1e-6)

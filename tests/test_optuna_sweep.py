@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from dlcore.cli.main import main
-from dlcore.config.loading import validate
+from dlcore.config.loading import ConfigError, validate
 from dlcore.config.sweep_space import OPTUNA_METHODS, PRUNER_OPTIONS, SweepConfig
 from dlcore.experiment.optuna_study import PRUNERS, SAMPLERS, next_trial, open_study, suggest
 from dlcore.experiment.sweep import run_sweep
@@ -94,6 +94,18 @@ def test_a_continued_study_asks_the_trials_an_uninterrupted_one_asks(tmp_path):
     assert len({p["optimizer.learning_rate"] for p in straight}) == 4
 
 
+def test_a_sweep_directory_refuses_another_space(tmp_path):
+    first = validate(with_sweep(space=SPACE), "s.toml")
+    open_study(tmp_path, first, "loss", False, "s.toml")
+    other = validate(with_sweep(space={**SPACE, "seed": {"choices": [0, 1]}}), "s.toml")
+    with pytest.raises(ConfigError) as info:
+        open_study(tmp_path, other, "loss", False, "s.toml")
+    (line,) = info.value.lines()
+    assert line.startswith("s.toml: sweep.space:") and "another space" in line
+    with pytest.raises(ConfigError, match="sweep.metric"):
+        open_study(tmp_path, first, "accuracy", True, "s.toml")
+
+
 def test_best_so_far_is_the_running_best():
     assert best_so_far([3.0, 1.0, 2.0, 0.5], maximize=False) == [3.0, 1.0, 1.0, 0.5]
     assert best_so_far([0.5, 0.7, 0.6], maximize=True) == [0.5, 0.7, 0.7]
@@ -174,6 +186,7 @@ def test_rerunning_a_finished_tpe_sweep_trains_nothing(tpe_sweep, capsys):
         ({"method": "grid", "pruner": "median"}, "pruner is for the optuna methods"),
         ({"pruner": "hyperband", "pruner_warmup": 1}, "pruner_warmup is not an option"),
         ({"method": "qmc", "startup_trials": 3}, "startup_trials"),
+        ({"method": "cmaes", "space": {"seed": {"choices": [0, 1]}}}, "searches ranges"),
         ({"metric": "f1"}, "unknown metric 'f1'"),
         ({"space": {"model.dropout": {"choices": [0.1, 1.5]}}}, "model.dropout = 1.5"),
         ({"space": {}}, "sweep.space"),
@@ -195,6 +208,21 @@ def test_vmap_refuses_an_optuna_method(tmp_path, capsys):
     assert main(args) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "sweep.method" in line and not (tmp_path / "o").exists()
+
+
+def test_a_diverged_trial_fails_and_the_search_goes_on(tmp_path, monkeypatch, capsys):
+    from dlcore.experiment import optuna_sweep
+    from dlcore.runs.errors import DivergedError
+
+    def diverge(experiment, run_dir, **kwargs):  # what run_experiment raises on NaN
+        raise DivergedError(f"{run_dir}: loss is nan at step 3")
+
+    monkeypatch.setattr(optuna_sweep, "run_experiment", diverge)
+    path = write_toml(tmp_path / "d.toml", with_sweep(trials=2, space=SPACE))
+    result = run_sweep(path, sweep_dir=tmp_path / "out")
+    assert result["status"] == "completed"
+    assert [(r["trial"], r["state"]) for r in result["trials"]] == [(0, "fail"), (1, "fail")]
+    assert capsys.readouterr().err.count("loss is nan at step 3") == 2
 
 
 def _wait_for_a_line(metrics, proc):

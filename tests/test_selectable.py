@@ -26,6 +26,7 @@ TINY_DATA = {
     "random": {"name": "random", "n_samples": 60, "dim": 5, "classes": 3},
     "multilabel": {"name": "multilabel", "n_samples": 60, "n_features": 5, "n_classes": 3},
     "line": {"name": "line", "n_samples": 60},
+    "function_1d": {"name": "function_1d", "n_train": 40, "n_test": 16},
     "parity": {"name": "parity", "n_samples": 60, "max_len": 6},
     "dyck_depth": {"name": "dyck_depth", "n_samples": 60, "max_len": 8, "max_depth": 3},
     "number_words": {"name": "number_words"},
@@ -127,6 +128,11 @@ PROGRAMS = {
         {"name": "multilabel", "loss": "sigmoid"},
     ),
     "perceptron": ("blobs", None, {"name": "perceptron"}),
+    "universal_approximation": (
+        "function_1d",
+        None,
+        {"name": "universal_approximation", "widths": [1, 3]},
+    ),
     "word2vec": (
         "stdlib_words",
         None,
@@ -387,7 +393,7 @@ def test_every_optimizer_trains_one_step(optimizer):
 
 
 # The task each data set is built with, where it is not classification.
-DATA_TASKS = {"line": "regression", "multilabel": "multilabel"}
+DATA_TASKS = {"line": "regression", "multilabel": "multilabel", "function_1d": "regression"}
 
 
 @pytest.mark.parametrize("name", sorted(set(DATASETS) - set(SEQUENCE_DATA) - {"ring"}))

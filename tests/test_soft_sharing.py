@@ -8,6 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 from dlcore.config.loading import ConfigError, validate
+from dlcore.engine.state import TrainState
 from dlcore.experiment import build
 from dlcore.models import MLP, MultiTowerMLP
 from dlcore.models.multitower import tower_distance
@@ -65,8 +66,13 @@ STRENGTHS = (0.0, 2.0)
 
 def _run(task, params, y_column=None, steps=3):
     """``steps`` SGD steps from ``params`` on the fixed batches; the last step's metrics."""
-    state = task.init(jax.random.PRNGKey(1), {"x": X[0], "y": Y[0]})
-    state = state.replace(params=params, opt_state=task.optimizer.init(params))
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        model_state={},
+        opt_state=task.optimizer.init(params),
+        rng=jax.random.PRNGKey(1),
+    )
     step = jax.jit(task.train_step)
     for i in range(steps):
         y = Y[i] if y_column is None else Y[i, :, y_column]
@@ -78,7 +84,9 @@ def _run(task, params, y_column=None, steps=3):
 def trained():
     """The towers' initial parameters and, per strength, the trained ones and the metrics."""
     model = MultiTowerMLP(tower_widths=(4,), head_features=HEADS, activation="tanh")
-    params = model.init(jax.random.PRNGKey(0), X[0], train=False)["params"]
+    params = jax.jit(model.init, static_argnames="train")(jax.random.PRNGKey(0), X[0], train=False)[
+        "params"
+    ]
     runs = {}
     for strength in STRENGTHS:
         task = multitask_classification(

@@ -47,7 +47,19 @@ _GROUPS[frozenset(entry.config for entry in SCHEDULES.values())] = "optimizer.sc
 
 
 def anchor(section: type[BaseModel]) -> str:
-    """The page anchor of a section class's table: ``MLPConfig`` -> ``mlpconfig``."""
+    """The page anchor of a section class's table: where it is registered
+    (``model-mlp``, ``task-pixelcnn``, ``schedule-cosine``; two registries may hold classes
+    of one name), ``train``/``init``/``sweep``, else the class name (``augmentsection``)."""
+    fixed = {ExperimentConfig: "top-level", TrainConfig: "train", InitConfig: "init"}
+    if section in fixed or section is SweepConfig:
+        return fixed.get(section, "sweep")
+    for key, (_, registry, _) in SECTIONS.items():
+        for name, entry in registry.items():
+            if entry.config is section:
+                return f"{key}-{name}"
+    for name, entry in SCHEDULES.items():
+        if entry.config is section:
+            return f"schedule-{name}"
     return section.__name__.lower()
 
 
@@ -91,7 +103,8 @@ def type_text(annotation: Any, metadata: list | None = None) -> str:
         group = _GROUPS.get(frozenset(sections))
         if group is not None:
             rest = [type_text(m) for m in members if not _is_section(m)]
-            text = " or ".join([f"a [`[{group}]` section](#{group})", *rest])
+            link = f"a [`[{group}]` section](#{group.replace('.', '-')})"
+            text = " or ".join([link, *rest])
         else:
             text = " or ".join(type_text(m) for m in members)
     elif origin in (list, tuple):
@@ -207,15 +220,13 @@ def config_reference() -> str:
     add("`[train]`", TrainConfig)
     add("`[init]`", InitConfig)
     add("`[sweep]`", SweepConfig)
-    groups = (
-        (f"[{key}]", label, registry) for key, (label, registry, _) in SECTIONS.items()
-    )
+    groups = ((f"[{key}]", label, registry) for key, (label, registry, _) in SECTIONS.items())
     for table, label, registry in groups:
         parts.append(f"## `{table}`: one section per {label} {{#{table[1:-1]}}}")
         parts.append(f"`name` picks the {label}; the other fields depend on it.")
         for name, entry in registry.items():
             add(f'`name = "{name}"`', entry.config, getattr(entry, "summary", ""))
-    parts.append("## `[optimizer.schedule]`: learning-rate schedules {#optimizer.schedule}")
+    parts.append("## `[optimizer.schedule]`: learning-rate schedules {#optimizer-schedule}")
     for name, entry in SCHEDULES.items():
         add(f'`name = "{name}"`', entry.config)
     # Tables inside sections (augmentation, LRN options, ...), found from the types.
@@ -230,4 +241,3 @@ def config_reference() -> str:
         for section in nested:
             add(f"`{section.__name__}`", section)
     return "\n\n".join(parts) + "\n"
-

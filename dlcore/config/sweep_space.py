@@ -3,7 +3,7 @@
     [sweep]
     method = "random"          # or "grid", or optuna's "tpe", "cmaes", "qmc"
     trials = 8                 # not for grid search
-    pruner = "median"          # optuna methods only (see dlcore.experiment.optuna_sweep)
+    pruner = "median"          # optuna methods only (dlcore.experiment.optuna_sweep)
     [sweep.space]
     "optimizer.learning_rate" = { log_uniform = [1e-4, 1e-1] }
     "model.dropout" = { uniform = [0.0, 0.5] }
@@ -24,11 +24,11 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from dlcore.config.section import Section, Seed, one_of
 
-# Optuna's samplers (dlcore.experiment.optuna_sweep.SAMPLERS builds them). Named here, in
+# Optuna's samplers (dlcore.experiment.optuna_study.SAMPLERS builds them). Named here, in
 # the config, which must not import optuna; a test keeps the two in step.
 OPTUNA_METHODS = ("tpe", "cmaes", "qmc")
 METHODS = ("grid", "random", *OPTUNA_METHODS)
-# Every pruner and the [sweep] options it reads (optuna_sweep.PRUNERS builds them).
+# Every pruner and the [sweep] options it reads (optuna_study.PRUNERS builds them).
 PRUNER_OPTIONS = {
     "median": ("pruner_startup", "pruner_warmup"),
     "percentile": ("pruner_startup", "pruner_warmup", "pruner_percentile"),
@@ -71,11 +71,15 @@ class Distribution(Section):
 class SweepConfig(Section):
     """Hyper-parameter search over any config fields (see module docstring)."""
 
-    method: one_of(METHODS, "sweep method") = "grid"
+    method: one_of(METHODS, "sweep method") = Field(
+        "grid", description="grid, random, or an optuna sampler: tpe, cmaes, qmc"
+    )
     trials: PositiveInt = Field(8, description="number of trials (random search and optuna)")
     seed: Seed = Field(0, description="seed of the sampler (random search and optuna)")
     metric: str | None = Field(None, description="validation metric (default: the task's)")
-    space: dict[str, Distribution] = Field(min_length=1)
+    space: dict[str, Distribution] = Field(
+        min_length=1, description="dotted config field -> its choices or range"
+    )
     startup_trials: NonNegativeInt | None = Field(
         None, description="tpe, cmaes: random trials before the model (optuna: tpe 10, cmaes 1)"
     )
@@ -89,13 +93,13 @@ class SweepConfig(Section):
         None, description="median, percentile: epochs of a trial that are never pruned (0)"
     )
     pruner_percentile: float | None = Field(
-        None, ge=0, le=100, description="percentile: keep trials in this top percentile (25)"
+        None, ge=0, le=100, description="percentile: keep the top p percent at each epoch (25)"
     )
     pruner_min_epochs: PositiveInt | None = Field(
         None, description="hyperband, successive_halving: epochs every trial trains (1)"
     )
     pruner_reduction: int | None = Field(
-        None, ge=2, description="hyperband, successive_halving: reduction factor (3)"
+        None, ge=2, description="hyperband, successive_halving: reduction factor (3, 4)"
     )
 
     @property

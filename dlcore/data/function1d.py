@@ -19,9 +19,9 @@ from dlcore.data.dataset import Dataset, Split
 # Targets, each smooth (or, for ``abs``, continuous) on [-1, 1] with a range of about [-1, 1].
 FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     # three periods plus a slow trend and a narrow bump: needs many units to follow
-    "wiggly": lambda x: np.sin(3 * np.pi * x) * (1 - 0.5 * x**2)
-    + 0.3 * x
-    + 0.5 * np.exp(-40 * (x - 0.3) ** 2),
+    "wiggly": lambda x: (
+        np.sin(3 * np.pi * x) * (1 - 0.5 * x**2) + 0.3 * x + 0.5 * np.exp(-40 * (x - 0.3) ** 2)
+    ),
     "sine": lambda x: np.sin(np.pi * x),
     "bump": lambda x: np.exp(-10 * x**2),
     "abs": np.abs,  # continuous, not differentiable at 0: still approximable
@@ -62,4 +62,6 @@ def make_function_1d(cfg: Function1DConfig) -> Dataset:
     train = _split(f, grid)
     val = _split(f, (grid[:-1] + grid[1:]) / 2)
     test = _split(f, np.linspace(-1.0, 1.0, cfg.n_test))
-    return Dataset("function_1d", train, val, test, num_classes=None, info={"function": cfg.function})
+    return Dataset(
+        "function_1d", train, val, test, num_classes=None, info={"function": cfg.function}
+    )

@@ -230,7 +230,7 @@ def fit_population(
         {
             "seed": s,
             **({} if learning_rates is None else {"learning_rate": learning_rates[i]}),
-            **{k: v[i] for k, v in population.hyper.items()},
+            "hyper": {k: v[i] for k, v in population.hyper.items()},
             "best": result.best[i],
             "val": member("val", i),
             "test": member("test", i),

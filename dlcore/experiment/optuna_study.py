@@ -175,8 +175,8 @@ def open_study(
                 [
                     (
                         f"sweep.{field}",
-                        f"{root} holds a study of another {field} ({recorded.get(field)}); "
-                        "continue it unchanged or pick another --sweep-dir",
+                        f"{root} holds a study of another {field}; continue it unchanged "
+                        "or pick another --sweep-dir",
                     )
                 ],
             )
@@ -193,5 +193,6 @@ def next_trial(study, sweep: SweepConfig):
     study.sampler = SAMPLERS[sweep.method](sweep, number)
     if running:  # stopped or killed mid-run: the same trial (and parameters) goes on
         frozen = running[0]
+        # optuna re-opens no trial publicly; Trial(study, id) is what study.ask() returns
         return optuna.trial.Trial(study, frozen._trial_id), frozen.intermediate_values
     return study.ask(), {}

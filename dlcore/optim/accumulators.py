@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlcore.traced import is_traced
+
 
 class DampenedTraceState(NamedTuple):
     """The momentum buffer and the number of updates it has seen (int32 scalar)."""
@@ -43,9 +45,9 @@ def dampened_trace(decay: float, dampening: float) -> optax.GradientTransformati
       >>> float(tx.update(jnp.ones(1), state)[0][0])  # v = 0.5 * 1 + 0.5 * 1
       1.0
     """
-    if not 0.0 <= decay < 1.0:
+    if not is_traced(decay) and not 0.0 <= decay < 1.0:  # traced ones were checked as config
         raise ValueError(f"momentum must be in [0, 1); got {decay}")
-    if not 0.0 <= dampening < 1.0:
+    if not is_traced(dampening) and not 0.0 <= dampening < 1.0:
         raise ValueError(f"dampening must be in [0, 1); got {dampening}")
 
     def init_fn(params):

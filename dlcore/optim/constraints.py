@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from dlcore.regularizers import DEFAULT_EXCLUDE, weight_mask
+from dlcore.traced import is_traced
 
 
 def max_norm_project(w: jax.Array, max_norm: float) -> jax.Array:
@@ -59,11 +60,12 @@ def max_norm(
     .. math::  u' = \\Pi_c(p + u) - p
 
     with :math:`\\Pi_c` = :func:`max_norm_project` on every weight leaf of rank >= 2
-    (other leaves, and units with ``||p_j + u_j|| <= c``, keep ``u`` exactly). Put it last in a chain, after the learning-rate scaling, so
-    that it sees the final step. Needs ``params`` in ``update``.
+    (other leaves, and units with ``||p_j + u_j|| <= c``, keep ``u`` exactly). Put it last
+    in a chain, after the learning-rate scaling, so that it sees the final step. Needs
+    ``params`` in ``update``.
 
     Args:
-      c: the bound on each unit's incoming L2 norm (> 0).
+      c: the bound on each unit's incoming L2 norm (> 0); may be traced (populations).
       exclude: path names that are not constrained (as for the weight penalties).
 
     Raises:
@@ -77,7 +79,7 @@ def max_norm(
       >>> new["kernel"].ravel().tolist(), new["bias"].tolist()
       ([0.6000000238418579, 0.800000011920929], [9.0])
     """
-    if not c > 0:
+    if not is_traced(c) and not c > 0:  # a traced c (a population member's) was checked
         raise ValueError(f"max_norm must be > 0; got {c!r}")
     exclude = tuple(exclude)
 

@@ -207,7 +207,8 @@ def momentum(
       >>> round(float(opt.update(jnp.ones(1), state)[0][0]), 6)  # v = 0.5 * -0.1 - 0.1
       -0.15
     """
-    trace = optax.trace(decay=momentum) if dampening == 0.0 else dampened_trace(momentum, dampening)
+    undamped = statically_zero(dampening)  # a traced one takes the general form (equal at 0)
+    trace = optax.trace(decay=momentum) if undamped else dampened_trace(momentum, dampening)
     return optax.chain(descend(learning_rate, lr_factor), trace)
 
 
@@ -368,9 +369,10 @@ def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     """The optax chain for a validated optimizer section.
 
     ``[clip_value] -> [clip_norm] -> [coupled weight decay] -> update rule with the
-    scheduled rate [and plateau factor] -> [max-norm projection]``, wrapped so that ``freeze`` patterns (and whatever
-    ``train_only`` patterns do not match) get zero updates and no state; ``init`` checks
-    that every freeze, train-only and decay glob matches some parameter.
+    scheduled rate [and plateau factor] -> [max_norm projection]``, wrapped so that
+    ``freeze`` patterns (and whatever ``train_only`` patterns do not match) get zero updates
+    and no state; ``init`` checks that every freeze, train-only and decay glob matches some
+    parameter.
 
     Example:
       >>> import jax.numpy as jnp
@@ -390,7 +392,7 @@ def build_optimizer(cfg: Section) -> optax.GradientTransformation:
     if not statically_zero(cfg.coupled_weight_decay):  # after clipping, as PyTorch does
         mask = decay_mask(cfg.decay_include, cfg.decay_exclude)
         parts.append(coupled_weight_decay(cfg.coupled_weight_decay, mask))
-    chain = optax.chain(*parts, rule, *([max_norm(cfg.max_norm)] if cfg.max_norm else []))
+    chain = optax.chain(*parts, rule, *([] if cfg.max_norm is None else [max_norm(cfg.max_norm)]))
     return check_decay_on_init(
         freeze(chain, cfg.freeze, cfg.train_only), cfg.decay_include, cfg.decay_exclude
     )

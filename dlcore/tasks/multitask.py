@@ -27,6 +27,7 @@ from dlcore.models.multitower import MultiTowerMLP, tower_distance
 from dlcore.regularizers import PenaltySection
 from dlcore.tasks.context import BuildContext, TaskSection
 from dlcore.tasks.supervised import Penalty, SupervisedTask, accuracy
+from dlcore.traced import statically_zero
 
 # The metrics a soft-sharing task adds: R(theta) and lambda R(theta).
 SHARING_MODES = {"tower_distance": "min", "sharing_penalty": "min"}
@@ -52,7 +53,7 @@ class SoftSharingTask(SupervisedTask):
     """
 
     distance: Callable[[object], jax.Array] | None = None
-    strength: float = 0.0
+    strength: float | jax.Array = 0.0
 
     def _with_distance(self, sums: Metrics, params) -> Metrics:
         # Metrics are sums over examples (mean = sum / count), so a per-batch constant is
@@ -119,8 +120,8 @@ def multitask_classification(
         default_metric=f"{targets[0]}_accuracy",
     )
     if not isinstance(model, MultiTowerMLP):
-        if sharing_strength or shared_layers is not None:
-            option = "sharing_strength" if sharing_strength else "shared_layers"
+        if not statically_zero(sharing_strength) or shared_layers is not None:
+            option = "shared_layers" if statically_zero(sharing_strength) else "sharing_strength"
             raise SharingOptionError(
                 option,
                 f"{option} needs per-task towers ([model] name = 'multitower_mlp'); "
@@ -143,10 +144,11 @@ def multitask_classification(
         total = sharing_strength * distance(params)
         return total if penalty is None else total + penalty(params)
 
-    # lambda = 0 adds no term at all, so the towers train exactly as independent networks.
+    # A concrete lambda = 0 adds no term at all, so the towers train exactly as independent
+    # networks; a traced lambda (a population member's) always takes the general path.
     return SoftSharingTask(
         **{**common, "metric_modes": {**common["metric_modes"], **SHARING_MODES}},
-        penalty=objective_penalty if sharing_strength > 0 else penalty,
+        penalty=penalty if statically_zero(sharing_strength) else objective_penalty,
         distance=distance,
         strength=sharing_strength,
     )

@@ -58,9 +58,9 @@ class OneHiddenLayer(nn.Module):
         def offsets(key, shape, dtype=jnp.float32):
             return jax.random.uniform(key, shape, dtype, -scale, scale)
 
-        h_BxH = nn.Dense(
-            self.width, kernel_init=nn.initializers.normal(scale), bias_init=offsets
-        )(x_Bx1)
+        h_BxH = nn.Dense(self.width, kernel_init=nn.initializers.normal(scale), bias_init=offsets)(
+            x_Bx1
+        )
         return nn.Dense(1)(SQUASHING[self.activation](h_BxH))
 
 

@@ -49,6 +49,8 @@ def plot_error_vs_width(widths: list[int], mse_W: np.ndarray, path: pathlib.Path
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.loglog(widths, np.maximum(mse_W, 1e-12), "o-", color="tab:blue")
+    ax.set_xticks(widths, [str(w) for w in widths])  # the widths trained, not decades
+    ax.minorticks_off()
     ax.set_xlabel("hidden units")
     ax.set_ylabel("test MSE")
     ax.set_title("error vs width")
