@@ -324,6 +324,7 @@ COMMON = {
     "coupled_weight_decay": 0.0,
     "decay_include": (),
     "decay_exclude": (),
+    "max_norm": None,
 }
 ADAM = {"b1": 0.9, "b2": 0.999, "eps": 1e-8}
 DEFAULTS = {
