@@ -1,10 +1,8 @@
 """Bayesian sweeps with optuna: samplers, pruning from val curves, SQLite resume, outputs."""
 
 import json
-import os
 import signal
 import subprocess
-import time
 
 import optuna
 import pytest
@@ -225,12 +223,18 @@ def test_a_diverged_trial_fails_and_the_search_goes_on(tmp_path, monkeypatch, ca
     assert capsys.readouterr().err.count("loss is nan at step 3") == 2
 
 
-def _wait_for_a_line(metrics, proc):
-    while proc.poll() is None:  # no deadline of our own: pytest's timeout, if any, applies
+def _signal_after_a_line(metrics, proc, sig) -> str:
+    """Sends ``sig`` once ``metrics`` holds a line, checked after every line the sweep logs
+    (blocking reads: no clock involved); returns what the sweep printed."""
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
         if metrics.exists() and metrics.read_text().strip():
-            return
-        time.sleep(0.02)
-    pytest.fail("the sweep ended before it logged a line")
+            proc.send_signal(sig)
+            break
+    else:
+        pytest.fail(f"the sweep ended before it logged a line: {''.join(lines)}")
+    return "".join(lines) + proc.communicate()[1]
 
 
 def test_a_stopped_sweep_continues_its_trial_from_the_checkpoint(tmp_path, capsys):
@@ -241,14 +245,16 @@ def test_a_stopped_sweep_continues_its_trial_from_the_checkpoint(tmp_path, capsy
     path = write_toml(tmp_path / "long.toml", raw)
     out = tmp_path / "out"
     args = ["sweep", str(path), "--sweep-dir", str(out), "--quiet", "--no-tensorboard"]
-    with open(tmp_path / "stderr", "w") as err:
-        proc = subprocess.Popen(
-            cli_command(*args), cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=err
-        )
-        _wait_for_a_line(out / "trial-000" / "metrics.jsonl", proc)
-        os.kill(proc.pid, signal.SIGTERM)
-        code = proc.wait()
-    assert code == 128 + signal.SIGTERM, (tmp_path / "stderr").read_text()
+    proc = subprocess.Popen(
+        cli_command(*args),
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    printed = _signal_after_a_line(out / "trial-000" / "metrics.jsonl", proc, signal.SIGTERM)
+    assert proc.returncode == 128 + signal.SIGTERM, printed
     stopped = strict_load(out / "sweep.json")
     assert stopped["status"] == "interrupted"
     assert [(r["trial"], r["state"]) for r in stopped["trials"]] == [(0, "running")]
